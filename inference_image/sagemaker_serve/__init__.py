@@ -1,0 +1,1 @@
+"""A model server that implements SageMaker's hosting contract."""

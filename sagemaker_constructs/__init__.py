@@ -1,0 +1,1 @@
+"""CDK constructs that take a trained model to a secure, autoscaled SageMaker endpoint."""
