@@ -1,0 +1,77 @@
+"""A worker process: uvicorn serving `app.ServeApp` on the listening socket the supervisor handed it."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+import os
+import signal
+import socket
+from types import FrameType
+from typing import Any
+
+from .config import Settings
+from .handler import Handler
+
+__all__ = ["run_worker"]
+
+log = logging.getLogger("sagemaker_serve.worker")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this worker if the supervisor dies (even by SIGKILL), so none is orphaned."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_worker(settings: Settings, handler: Handler, sock: socket.socket, index: int, parent: int) -> int:
+    """Serve until SIGTERM, then drain: stop accepting, finish in-flight requests, exit 0."""
+    stop_early: list[int] = []
+    servers: list[Any] = []
+
+    def early_stop(signum: int, frame: FrameType | None) -> None:
+        # A SIGTERM forwarded before uvicorn installs its own handler must still stop this worker.
+        stop_early.append(signum)
+        for server in servers:
+            server.should_exit = True
+
+    signal.signal(signal.SIGTERM, early_stop)
+    signal.signal(signal.SIGINT, early_stop)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    _die_with_parent(parent)
+    gc.enable()
+
+    import uvicorn  # noqa: PLC0415 - already imported by the supervisor before the fork
+
+    from .app import ServeApp  # noqa: PLC0415
+
+    app = ServeApp(settings, handler)
+    config = uvicorn.Config(
+        app,
+        loop="auto",
+        http="auto",
+        interface="asgi3",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=int(settings.keep_alive_s),
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+    )
+    server = uvicorn.Server(config)
+    servers.append(server)
+    log.info("worker %d (pid %d) serving", index, os.getpid())
+    if stop_early:
+        return 0
+    server.run(sockets=[sock])
+    log.info("worker %d (pid %d) stopped", index, os.getpid())
+    return 0
