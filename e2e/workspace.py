@@ -21,6 +21,8 @@ WORKDIR = Path(os.environ.get("E2E_WORKDIR", REPO / ".e2e")).resolve()
 _CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+# Host networking only: a bridge would make CNI add iptables rules and turn on IP forwarding, host-wide.
+netns = "host"
 
 [engine]
 runtime = "runc"
