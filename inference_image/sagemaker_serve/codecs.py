@@ -138,8 +138,10 @@ def decode_npy(body: bytes, media: MediaType) -> np.ndarray:
             raise BadRequest(
                 f".npy format version {version[0]}.{version[1]} is not supported; use 1.0 or 2.0"
             )
-    except (ValueError, SyntaxError, TypeError) as exc:
-        raise BadRequest(f"malformed .npy header: {str(exc)[:200]}") from None
+    except BadRequest:
+        raise
+    except Exception as exc:  # numpy parses the header with tokenize/literal_eval: anything can come out
+        raise BadRequest(f"malformed .npy header: {type(exc).__name__}: {str(exc)[:200]}") from None
     if dtype.hasobject:
         raise BadRequest(".npy body holds Python objects (pickle); send a numeric array")
     count = math.prod(shape)
@@ -150,8 +152,11 @@ def decode_npy(body: bytes, media: MediaType) -> np.ndarray:
             f".npy body is {len(body) - offset} bytes after its header, but shape {shape} of {dtype} "
             f"needs {expected}"
         )
-    arr = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
-    return arr.reshape(shape, order="F" if fortran else "C").copy()
+    try:
+        arr = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
+        return arr.reshape(shape, order="F" if fortran else "C").copy()
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f".npy body does not match its header: {str(exc)[:200]}") from None
 
 
 def _csv_field(value: Any) -> str:

@@ -82,7 +82,8 @@ class Settings:
             try:
                 value = kind(raw)
             except ValueError:
-                problems.append(f"{name}={raw!r} is not a {kind.__name__}; set it to a number >= {minimum:g}")
+                what = "whole number" if kind is int else "number"
+                problems.append(f"{name}={raw!r} is not a {what}; set it to a {what} >= {minimum:g}")
                 return default
             if value < minimum:
                 problems.append(f"{name}={raw!r} is below {minimum:g}; set it to a number >= {minimum:g}")

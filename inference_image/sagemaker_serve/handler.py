@@ -187,14 +187,29 @@ class Handler:
         return decode(body, media)
 
     def predict(self, data: Any, context: Context | None = None) -> Any:
+        if self.predict_fn is None:
+            return self._default_predict(data, context)
         try:
-            if self.predict_fn is not None:
-                return self.predict_fn(data, self.model, context=context)
-            if getattr(data, "ndim", 2) == 1:
-                data = data.reshape(1, -1)
-            return self.model.predict(data)
+            return self.predict_fn(data, self.model, context=context)
         except ServeError:
             raise
+        except Exception as exc:
+            log.exception("predict failed (request %s)", context.request_id if context else "batch")
+            raise _user_error("predict", exc, ModelError) from exc
+
+    def _default_predict(self, data: Any, context: Context | None) -> Any:
+        """``model.predict`` with the input checked first. scikit-learn validates its input by raising
+        ValueError/TypeError (wrong width, NaN/inf, wrong dtype or rank): that is the caller's data, so it
+        answers 400 with scikit-learn's own explanation; anything else the model raises is a 500."""
+        if getattr(data, "ndim", 2) == 1:
+            data = data.reshape(1, -1)
+        width = getattr(self.model, "n_features_in_", None)
+        if isinstance(width, int) and getattr(data, "ndim", 0) == 2 and data.shape[1] != width:
+            raise BadRequest(f"each row must have {width} values (the model's features); got {data.shape[1]}")
+        try:
+            return self.model.predict(data)
+        except (ValueError, TypeError) as exc:
+            raise BadRequest(f"the model rejected the input: {type(exc).__name__}: {exc}") from None
         except Exception as exc:
             log.exception("predict failed (request %s)", context.request_id if context else "batch")
             raise _user_error("predict", exc, ModelError) from exc

@@ -148,6 +148,9 @@ class Supervisor:
             except LoadError as exc:
                 log.error("cannot serve: %s", exc, exc_info=exc.__cause__ is not None)
                 return False
+            except ImportError as exc:  # a dependency of the server itself is missing from the image
+                log.error("cannot serve: %s", exc, exc_info=True)
+                return False
         except _Stop:
             log.info("stop signal while loading; exiting")
             self.exit_code = 0
