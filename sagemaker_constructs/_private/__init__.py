@@ -1,0 +1,1 @@
+"""Implementation details of sagemaker_constructs; not part of the public API."""

@@ -1,0 +1,45 @@
+"""Acknowledging one cdk-nag finding at a time, on the construct that raises it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from constructs import IConstruct
+
+
+def flatten_reference(value: Any) -> str:
+    """Render a resolved CloudFormation value the way cdk-nag names it in a finding ID.
+
+    cdk-nag (utils/flatten-cfn-reference) turns `Ref` into `<Id>`, `Fn::GetAtt` into `<Id.Attr>`, joins
+    `Fn::Join`, and rewrites `${...}` in strings to `<...>`. Acknowledging a finding on a token-built ARN
+    needs exactly that string.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("${", "<").replace("}", ">")
+    if isinstance(value, dict):
+        if "Fn::Join" in value:
+            delimiter, items = value["Fn::Join"]
+            return str(delimiter).join(flatten_reference(item) for item in items)
+        if "Fn::Sub" in value:
+            return flatten_reference(value["Fn::Sub"])
+        if "Fn::GetAtt" in value:
+            resource, attribute = value["Fn::GetAtt"]
+            return f"<{flatten_reference(resource)}.{flatten_reference(attribute)}>"
+        if "Fn::ImportValue" in value:
+            return flatten_reference(value["Fn::ImportValue"])
+        if "Ref" in value:
+            return f"<{flatten_reference(value['Ref'])}>"
+    return json.dumps(value, separators=(",", ":"))
+
+
+def wildcard_resource_finding(scope: IConstruct, resource: str) -> str:
+    """The AwsSolutions-IAM5 finding ID for an Allow statement on `resource` in a policy under `scope`."""
+    return f"AwsSolutions-IAM5[Resource::{flatten_reference(Stack.of(scope).resolve(resource))}]"
+
+
+def acknowledge(scope: IConstruct, finding_id: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=finding_id, reason=reason))
