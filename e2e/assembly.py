@@ -69,6 +69,7 @@ class FileAsset:
 class SageMakerModel:
     logical_id: str
     container: dict[str, Any]
+    network_isolation: bool = False
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -135,7 +136,7 @@ class Stack:
         container = props.get("PrimaryContainer") or (props.get("Containers") or [None])[0]
         if not container:
             raise ValueError(f"{self.name}/{logical_id}: the Model has no container definition")
-        return SageMakerModel(logical_id, container)
+        return SageMakerModel(logical_id, container, props.get("EnableNetworkIsolation") is True)
 
     def model_image_asset(self) -> DockerImageAsset:
         """The Docker image asset the Model's `Image` references (by its image tag)."""

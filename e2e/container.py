@@ -5,9 +5,11 @@ extracted to /opt/ml/model, read-only; the environment from the Model's containe
 `SAGEMAKER_BIND_TO_PORT` when the image declares `com.amazonaws.sagemaker.capabilities.accept-bind-to-port`;
 `GET /ping` must answer 200 before the endpoint takes traffic.
 
-Containers run with `--network=host` (no bridge networking is set up on these machines), so the port is a
-host port: 8080 when it is free, otherwise a free port passed as `SAGEMAKER_BIND_TO_PORT`, which only an image
-with the bind-to-port label is asked to honour.
+Containers run with `--network=host` (a bridge would make podman's CNI change the host's iptables and IP
+forwarding), so the port is a host port: 8080 when it is free, otherwise a free port passed as
+`SAGEMAKER_BIND_TO_PORT`, which only an image with the bind-to-port label is asked to honour. A Model with
+`EnableNetworkIsolation` can also be run with `--network=none`, as SageMaker isolates it: then /ping is probed
+from inside the container (`podman exec`), on port 8080.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class Container:
     name: str
     image: str
     port: int
+    network: str = "host"
 
     @property
     def url(self) -> str:
@@ -117,7 +120,7 @@ class Container:
                     f"container {self.name} ({self.image}) exited with code {state.get('ExitCode')} before "
                     f"/ping answered 200\n--- container log (tail) ---\n{self.logs()}"
                 )
-            status = ping(self.port)
+            status = ping(self.port) if self.network == "host" else self.ping_inside()
             if status == 200:
                 return time.monotonic() - started
             last = f"HTTP {status}" if status else "no answer"
@@ -126,6 +129,18 @@ class Container:
             f"container {self.name} ({self.image}): /ping did not answer 200 within {timeout_s:.0f} s "
             f"(last: {last})\n--- container log (tail) ---\n{self.logs()}"
         )
+
+    def ping_inside(self) -> int | None:
+        """GET /ping from within the container's own network namespace (for `--network=none`)."""
+        probe = (
+            "import urllib.request as u, urllib.error as e\n"
+            f"try: print(u.urlopen('http://127.0.0.1:{self.port}/ping', timeout={PING_TIMEOUT_S}).status)\n"
+            "except e.HTTPError as x: print(x.code)\n"
+            "except OSError: print(0)\n"
+        )
+        result = podman("exec", self.name, "python3", "-c", probe, check=False, timeout=30)
+        text = result.stdout.strip()
+        return int(text) or None if result.returncode == 0 and text.isdigit() else None
 
     def stop(self, grace_s: int = 30) -> tuple[int, float]:
         """`podman stop` (SIGTERM, SIGKILL after `grace_s`); return the exit code and the seconds it took."""
@@ -156,7 +171,12 @@ def image_accepts_bind_to_port(image: str) -> bool:
 
 
 def start_as_sagemaker(
-    image: str, model_dir: Path, environment: Mapping[str, str], *, port: int | None = None
+    image: str,
+    model_dir: Path,
+    environment: Mapping[str, str],
+    *,
+    port: int | None = None,
+    network: str = "host",
 ) -> Container:
     """`podman run IMAGE serve` with the model mounted read-only at /opt/ml/model and `environment`.
 
@@ -164,9 +184,11 @@ def start_as_sagemaker(
     requires the image's bind-to-port label (SageMaker sets that variable only for such images).
     """
     env = dict(environment)
-    if port is None:
+    if network == "none":
+        port = SAGEMAKER_PORT  # the container's own loopback: nothing else can hold its port
+    elif port is None:
         port = SAGEMAKER_PORT if port_is_free(SAGEMAKER_PORT) else free_port()
-    if port != SAGEMAKER_PORT:
+    if network == "host" and port != SAGEMAKER_PORT:
         if not image_accepts_bind_to_port(image):
             raise RuntimeError(
                 f"port {SAGEMAKER_PORT} is busy and {image} lacks the label {BIND_TO_PORT_LABEL}=true, "
@@ -176,23 +198,28 @@ def start_as_sagemaker(
     name = f"e2e-serve-{uuid.uuid4().hex[:10]}"
     env_args = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
     podman(
-        "run", "--detach", "--name", name, "--network", "host",
+        "run", "--detach", "--name", name, "--network", network,
         "--volume", f"{model_dir}:/opt/ml/model:ro",
         *env_args, image, "serve",
     )  # fmt: skip
-    return Container(name=name, image=image, port=port)
+    return Container(name=name, image=image, port=port, network=network)
 
 
 @contextlib.contextmanager
 def served(
-    image: str, model_archive: Path, environment: Mapping[str, str], *, startup_timeout_s: float = 120
+    image: str,
+    model_archive: Path,
+    environment: Mapping[str, str],
+    *,
+    startup_timeout_s: float = 120,
+    network: str = "host",
 ) -> Iterator[tuple[Container, float]]:
     """Run `image` as SageMaker would with `model_archive`, wait until healthy; always remove it after."""
     scratch = Path(tempfile.mkdtemp(prefix="model-", dir=_tmp()))
     container = None
     try:
         model_dir = extract_model(model_archive, scratch / "model")
-        container = start_as_sagemaker(image, model_dir, environment)
+        container = start_as_sagemaker(image, model_dir, environment, network=network)
         startup = container.wait_healthy(startup_timeout_s)
         yield container, startup
     finally:

@@ -14,7 +14,9 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from moto.kms.models import Key
 from moto.server import ThreadedMotoServer
 
 from e2e.container import free_port
@@ -27,9 +29,32 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 EXAMPLE_STACK = "IrisEndpointStack"
 
 
+def _kms_key_accepts_cloudformation_tags() -> None:
+    """Work around moto 5.2.5: `AWS::KMS::Key` passes CloudFormation's `Tags` ([{Key, Value}]) to the KMS
+    tagger, which wants [{TagKey, TagValue}], so a tagged key fails to create (and `DescribeStackResources`
+    answers 500). Translate the tags; the server runs in this process, so patching its class is enough."""
+    original = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    if getattr(original, "_e2e_patched", False):
+        return
+
+    def create(
+        cls: type[Key], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Key:
+        properties = cloudformation_json.get("Properties", {})
+        tags = properties.get("Tags") or []
+        if tags and "Key" in tags[0]:
+            translated = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tags]
+            cloudformation_json = {**cloudformation_json, "Properties": {**properties, "Tags": translated}}
+        return original(cls, resource_name, cloudformation_json, *args, **kwargs)  # type: ignore[no-any-return]
+
+    create._e2e_patched = True  # type: ignore[attr-defined]
+    Key.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign, assignment]
+
+
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """A moto server on a free loopback port for the duration; yields its endpoint URL."""
+    _kms_key_accepts_cloudformation_tags()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

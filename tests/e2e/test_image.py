@@ -104,6 +104,20 @@ def test_container_stops_on_sigterm_within_the_grace_period(example_image: str, 
     assert seconds < 25, f"stop took {seconds:.1f} s (exit code {code})\n{log}"
 
 
+def test_network_isolated_model_becomes_healthy_with_no_network(
+    example_image: str, example_stack: Stack
+) -> None:
+    # EnableNetworkIsolation gives the container no network at all: a server that fetched anything at
+    # start-up would hang or fail there. /ping is probed from inside the container.
+    if not example_stack.sagemaker_model().network_isolation:
+        pytest.skip("the example's Model does not set EnableNetworkIsolation")
+    archive = example_stack.model_data_asset().path
+    environment = example_stack.container_environment()
+    with served(example_image, archive, environment, network="none") as (container, startup):
+        assert container.ping_inside() == 200
+    assert startup < 60
+
+
 @pytest.mark.slow
 def test_image_without_a_dependency_is_reported_unhealthy_with_its_log(
     example_image: str, example_stack: Stack
