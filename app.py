@@ -12,6 +12,7 @@ The four cdk-nag packs run on every synth.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,9 @@ def _int_context(app: cdk.App, key: str, default: int) -> int:
     return default if value is None else int(value)
 
 
-def build_app(outdir: str | None = None) -> cdk.App:
-    """The example app, configured from CDK context (`-c key=value`)."""
-    app = cdk.App(outdir=outdir)
+def build_app(outdir: str | None = None, context: Mapping[str, Any] | None = None) -> cdk.App:
+    """The example app, configured from CDK context (`-c key=value`, or `context` in tests)."""
+    app = cdk.App(outdir=outdir, context=dict(context) if context else None)
     IrisEndpointStack(
         app,
         STACK_ID,

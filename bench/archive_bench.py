@@ -27,9 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sagemaker_constructs._private import archive  # noqa: E402
+from sagemaker_constructs._private import archive
 
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
 
@@ -43,8 +45,6 @@ def parse_size(text: str) -> int:
 
 def generate(root: Path, size: int) -> None:
     """About `size` bytes: 85% weight shards, 10% JSON/text, 5% small files. Deterministic (seeded)."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
     weights = int(size * 0.85) // 4 * 4  # whole float32 values
@@ -121,7 +121,8 @@ def main() -> None:
             our_times.append(elapsed)
         assert result is not None
         hit_time, hit = time_ours(source, scratch / f"cache-{args.rounds - 1}")
-        assert hit.cache_hit and hit.path == result.path
+        assert hit.cache_hit
+        assert hit.path == result.path
 
         # Sanity: both archives list the same files (ours has no "./" prefix and no root entry).
         with tarfile.open(result.path) as ours_tar:

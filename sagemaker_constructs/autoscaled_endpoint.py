@@ -82,8 +82,13 @@ class _Scaling:
     def max_for(self, variants: Sequence[ProductionVariant]) -> int:
         if self.max_capacity is not None:
             return self.max_capacity
-        counts = [v.initial_instance_count for v in variants if isinstance(v.initial_instance_count, int)]
-        return 2 * max([self.min_capacity, *counts]) if isinstance(self.min_capacity, int) else 2
+        # Tokens are left out: their values are unknown until deployment.
+        known = [
+            n
+            for n in (self.min_capacity, *(v.initial_instance_count for v in variants))
+            if isinstance(n, int) and not isinstance(n, bool) and not is_token(n)
+        ]
+        return 2 * max([1, *known])
 
     def target(self) -> float:
         if self.target_invocations_per_instance is not None:
@@ -103,8 +108,11 @@ class _Scaling:
         for i, v in enumerate(variants):
             prefix = f"variants[{i}]." if per_variant_props else ""
             count = v.initial_instance_count
-            if len(known) == 2 and isinstance(count, int) and not is_token(count) and not (
-                self.min_capacity <= count <= maximum
+            if (
+                len(known) == 2
+                and isinstance(count, int)
+                and not is_token(count)
+                and not (self.min_capacity <= count <= maximum)
             ):
                 p.add(
                     f"{prefix}initial_instance_count",
@@ -118,14 +126,23 @@ class _Scaling:
                     "burstable ml.t* instances cannot be autoscaled reliably (CPU credits distort load); "
                     "use e.g. InstanceType.M5_LARGE or C6I_LARGE",
                 )
-        if self.target_invocations_per_instance is not None and self.max_requests_per_second_per_instance is not None:
+        if (
+            self.target_invocations_per_instance is not None
+            and self.max_requests_per_second_per_instance is not None
+        ):
             p.add(
                 "target_invocations_per_instance",
                 self.target_invocations_per_instance,
-                "give either target_invocations_per_instance or max_requests_per_second_per_instance, not both",
+                "give either target_invocations_per_instance or max_requests_per_second_per_instance, "
+                "not both",
             )
         if self.target_invocations_per_instance is not None:
-            p.number("target_invocations_per_instance", self.target_invocations_per_instance, minimum=0, exclusive=True)
+            p.number(
+                "target_invocations_per_instance",
+                self.target_invocations_per_instance,
+                minimum=0,
+                exclusive=True,
+            )
         if self.max_requests_per_second_per_instance is not None:
             p.number(
                 "max_requests_per_second_per_instance",
@@ -155,7 +172,11 @@ class _Scaling:
                 and not is_token(s.max_capacity)
                 and s.min_capacity > s.max_capacity
             ):
-                p.add(f"{prop}.max_capacity", s.max_capacity, f"must be at least its min_capacity ({s.min_capacity})")
+                p.add(
+                    f"{prop}.max_capacity",
+                    s.max_capacity,
+                    f"must be at least its min_capacity ({s.min_capacity})",
+                )
         return p
 
 
@@ -221,7 +242,9 @@ class AutoScaledEndpoint(Construct):
         service_role = iam.Role.from_role_arn(
             self,
             "AutoScalingServiceLinkedRole",
-            Stack.of(self).format_arn(service="iam", region="", resource="role", resource_name=_SERVICE_LINKED_ROLE),
+            Stack.of(self).format_arn(
+                service="iam", region="", resource="role", resource_name=_SERVICE_LINKED_ROLE
+            ),
             mutable=False,
         )
         self._targets: dict[str, appscaling.ScalableTarget] = {}
@@ -257,7 +280,10 @@ class AutoScaledEndpoint(Construct):
                         custom_metric=cloudwatch.Metric(
                             namespace=INSTANCE_NAMESPACE,
                             metric_name="CPUUtilization",
-                            dimensions_map={"EndpointName": self._endpoint.endpoint_name, "VariantName": variant},
+                            dimensions_map={
+                                "EndpointName": self._endpoint.endpoint_name,
+                                "VariantName": variant,
+                            },
                             statistic="Average",
                         ),
                         scale_in_cooldown=scale_in_cooldown,
@@ -289,7 +315,8 @@ class AutoScaledEndpoint(Construct):
         """Build from the payload of the older Step-Functions endpoint deployer; every field is mapped.
 
         ``endpointName`` → ``endpoint_name``; ``productionVariants[]`` → variants serving existing models
-        (``ModelName``, ``VariantName``, ``InstanceType``, ``InitialInstanceCount``, ``InitialVariantWeight``);
+        (``ModelName``, ``VariantName``, ``InstanceType``, ``InitialInstanceCount``,
+        ``InitialVariantWeight``);
         ``autoscalingMinCapacity``/``autoscalingMaxCapacity`` → ``min_capacity``/``max_capacity``;
         ``targetTrackingScalingPolicyConfiguration`` → ``target_invocations_per_instance`` (``TargetValue``,
         with ``PredefinedMetricType`` ``SageMakerVariantInvocationsPerInstance``), cooldowns in seconds,
@@ -373,7 +400,9 @@ def _scaling_from(args: Mapping[str, Any]) -> _Scaling:
 def _all_problems(endpoint_props: ModelEndpointProps, scaling: _Scaling) -> Problems:
     settings = _Settings(**endpoint_props)
     problems = settings.problems()
-    problems.extend(scaling.problems(settings.resolved_variants(), per_variant_props=settings.variants is not None))
+    problems.extend(
+        scaling.problems(settings.resolved_variants(), per_variant_props=settings.variants is not None)
+    )
     return problems
 
 
@@ -405,7 +434,11 @@ def _map_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], Problems]:
     p = Problems()
     mapped: dict[str, Any] = {}
     for key in sorted(set(payload) - _PAYLOAD_KEYS):
-        p.add(key, payload[key], f"not a field of the deployer payload (known: {', '.join(sorted(_PAYLOAD_KEYS))})")
+        p.add(
+            key,
+            payload[key],
+            f"not a field of the deployer payload (known: {', '.join(sorted(_PAYLOAD_KEYS))})",
+        )
     if "endpointName" in payload:
         mapped["endpoint_name"] = payload["endpointName"]
     raw_variants = payload.get("productionVariants")
@@ -419,13 +452,18 @@ def _map_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], Problems]:
             p.add(prop, raw, "an object with ModelName, VariantName, InstanceType...")
             continue
         for key in sorted(set(raw) - _VARIANT_KEYS):
-            p.add(f"{prop}.{key}", raw[key], f"not a production-variant field (known: {', '.join(sorted(_VARIANT_KEYS))})")
+            p.add(
+                f"{prop}.{key}",
+                raw[key],
+                f"not a production-variant field (known: {', '.join(sorted(_VARIANT_KEYS))})",
+            )
         if raw.get("AcceleratorType"):
             p.add(
                 f"{prop}.AcceleratorType",
                 raw["AcceleratorType"],
-                "Amazon Elastic Inference is discontinued by AWS and SageMaker no longer accepts accelerators; "
-                "remove AcceleratorType and choose a GPU or Inferentia instance type (e.g. ml.g5.xlarge, ml.inf2.xlarge)",
+                "Amazon Elastic Inference is discontinued by AWS and SageMaker no longer accepts "
+                "accelerators; remove AcceleratorType and choose a GPU or Inferentia instance type "
+                "(e.g. ml.g5.xlarge, ml.inf2.xlarge)",
             )
         for required in ("ModelName", "VariantName", "InstanceType"):
             if not isinstance(raw.get(required), str) or not raw.get(required):
@@ -456,7 +494,11 @@ def _map_tracking(tracking: Any, mapped: dict[str, Any], p: Problems) -> None:
         p.add(prop, tracking, "an object with TargetValue and PredefinedMetricSpecification")
         return
     for key in sorted(set(tracking) - _TRACKING_KEYS):
-        p.add(f"{prop}.{key}", tracking[key], f"not a target-tracking field (known: {', '.join(sorted(_TRACKING_KEYS))})")
+        p.add(
+            f"{prop}.{key}",
+            tracking[key],
+            f"not a target-tracking field (known: {', '.join(sorted(_TRACKING_KEYS))})",
+        )
     if "TargetValue" in tracking:
         mapped["target_invocations_per_instance"] = tracking["TargetValue"]
     spec = tracking.get("PredefinedMetricSpecification") or {}

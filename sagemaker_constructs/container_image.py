@@ -83,8 +83,12 @@ class ContainerImage(abc.ABC):
         )
 
     @staticmethod
-    def from_ecr_repository(repository: ecr.IRepository, tag: str, *, needs_network: bool = False) -> ContainerImage:
-        """An image already in ECR, by tag or by digest (``sha256:...``). Pull is granted on that repository only.
+    def from_ecr_repository(
+        repository: ecr.IRepository, tag: str, *, needs_network: bool = False
+    ) -> ContainerImage:
+        """An image already in ECR, by tag or by digest (``sha256:...``).
+
+        Pull is granted on that repository only.
 
         :param needs_network: as for ``from_directory``. Default: False.
         """
@@ -145,22 +149,36 @@ class _AssetImage(ContainerImage):
     def _validate(self) -> list[tuple[str, object, str]]:
         problems: list[tuple[str, object, str]] = []
         if self.directory is not None and not (self.directory / "Dockerfile").is_file():
-            problems.append(("image", str(self.directory), "ContainerImage.from_directory needs a directory with a Dockerfile"))
+            problems.append(
+                (
+                    "image",
+                    str(self.directory),
+                    "ContainerImage.from_directory needs a directory with a Dockerfile",
+                )
+            )
         bad = invalid_requirements(self.model_requirements)
         if bad:
             problems.append(
-                ("model_requirements", bad, "plain pip requirement specifiers without spaces, e.g. 'scikit-learn==1.9.1'")
+                (
+                    "model_requirements",
+                    bad,
+                    "plain pip requirement specifiers without spaces, e.g. 'scikit-learn==1.9.1'",
+                )
             )
         if self.requirements_file is not None:
             if not Path(self.requirements_file).is_file():
-                problems.append(("requirements_file", str(self.requirements_file), "an existing requirements file"))
+                problems.append(
+                    ("requirements_file", str(self.requirements_file), "an existing requirements file")
+                )
             else:
                 try:
                     requirements_from_file(self.requirements_file)
                 except ValueError as error:
                     problems.append(("requirements_file", str(self.requirements_file), str(error)))
         if self.pip_ca_bundle is not None and not Path(self.pip_ca_bundle).is_file():
-            problems.append(("pip_ca_bundle", str(self.pip_ca_bundle), "an existing PEM file with the CA certificates"))
+            problems.append(
+                ("pip_ca_bundle", str(self.pip_ca_bundle), "an existing PEM file with the CA certificates")
+            )
         return problems
 
 
@@ -181,6 +199,17 @@ class _RepositoryImage(ContainerImage):
     def _validate(self) -> list[tuple[str, object, str]]:
         if Token.is_unresolved(self.tag):
             return []
-        if not self.tag or len(self.tag) > 128 or any(c.isspace() or c in "/:@" for c in self.tag.removeprefix("sha256:")):
-            return [("image", self.tag, "an image tag (letters, digits, '.', '_', '-', at most 128 characters) or a digest 'sha256:...'")]
+        if (
+            not self.tag
+            or len(self.tag) > 128
+            or any(c.isspace() or c in "/:@" for c in self.tag.removeprefix("sha256:"))
+        ):
+            return [
+                (
+                    "image",
+                    self.tag,
+                    "an image tag (letters, digits, '.', '_', '-', at most 128 characters) "
+                    "or a digest 'sha256:...'",
+                )
+            ]
         return []

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from aws_cdk import DockerBuildSecret
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
@@ -35,7 +36,9 @@ DEFAULT_IMAGE_EXCLUDES: tuple[str, ...] = (
     ".venv",
 )
 
-_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?([<>=!~]=?[^\s;]*|===[^\s;]*)?$")
+_REQUIREMENT = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?([<>=!~]=?[^\s;]*|===[^\s;]*)?$"
+)
 
 
 def bundled_server_directory() -> Path:
@@ -70,7 +73,8 @@ def requirements_from_file(path: str | os.PathLike[str]) -> list[str]:
         compact = line.replace(" ", "")
         if not _REQUIREMENT.match(compact):
             raise ValueError(
-                f"{path}:{number}: {line!r} is not a plain requirement specifier such as 'scikit-learn==1.9.1' "
+                f"{path}:{number}: {line!r} is not a plain requirement specifier "
+                "such as 'scikit-learn==1.9.1' "
                 "(options, -r includes, URLs and environment markers cannot be passed as a build argument)"
             )
         requirements.append(compact)
@@ -122,7 +126,7 @@ class EcrImageAsset(Construct):
             args[MODEL_REQUIREMENTS_BUILD_ARG] = " ".join(requirements)
         secrets = {}
         if pip_ca_bundle is not None:
-            secrets[PIP_CA_SECRET_ID] = ecr_assets.DockerBuildSecret.from_src(str(Path(pip_ca_bundle).resolve()))
+            secrets[PIP_CA_SECRET_ID] = DockerBuildSecret.from_src(str(Path(pip_ca_bundle).resolve()))
         self._asset = ecr_assets.DockerImageAsset(
             self,
             "Image",

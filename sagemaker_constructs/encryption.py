@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 # Written out instead of kms:* (or kms:Create*-style wildcards), so a reviewer sees what the account may do.
 KEY_ADMINISTRATION_ACTIONS = (
@@ -69,7 +69,9 @@ class EndpointEncryptionKey(Construct):
         a deleted key makes everything it encrypted unreadable (KMS still waits 7-30 days).
     """
 
-    def __init__(self, scope: Construct, id: str, *, removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    ) -> None:
         super().__init__(scope, id)
         account = iam.AccountRootPrincipal()
         self._key = kms.Key(
@@ -105,7 +107,7 @@ class EndpointEncryptionKey(Construct):
         allow_log_group(self._key, log_group_name)
 
 
-def log_group_arn(scope: Construct, log_group_name: str) -> str:
+def log_group_arn(scope: IConstruct, log_group_name: str) -> str:
     """The log group's ARN without the trailing ``:*`` (the form CloudWatch Logs puts in the context)."""
     return Stack.of(scope).format_arn(
         service="logs",

@@ -78,7 +78,9 @@ class ExecutionRole(Construct):
             resources=["*"],
         )
         self._any_resource_conditions: dict[str, dict[str, list[Any]]] = {}
-        self.allow_on_any_resource([], {"StringEqualsIfExists": {"cloudwatch:namespace": list(metric_namespaces)}})
+        self.allow_on_any_resource(
+            [], {"StringEqualsIfExists": {"cloudwatch:namespace": list(metric_namespaces)}}
+        )
         self._policy = iam.ManagedPolicy(
             self,
             "Policy",
@@ -132,7 +134,9 @@ class ExecutionRole(Construct):
         """
         for operator, keys in (conditions or {}).items():
             if not operator.endswith("IfExists"):
-                raise ValueError(f"conditions on the '*' statement must use ...IfExists operators, got {operator}")
+                raise ValueError(
+                    f"conditions on the '*' statement must use ...IfExists operators, got {operator}"
+                )
             merged = self._any_resource_conditions.setdefault(operator, {})
             for key, values in keys.items():
                 known = merged.setdefault(key, [])

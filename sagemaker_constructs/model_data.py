@@ -86,9 +86,7 @@ class ModelData(abc.ABC):
 
 
 def _read_object_statement(bucket: s3.IBucket, key_pattern: str) -> iam.PolicyStatement:
-    return iam.PolicyStatement(
-        actions=["s3:GetObject"], resources=[bucket.arn_for_objects(key_pattern)]
-    )
+    return iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(key_pattern)])
 
 
 def _bucket_key_statement(bucket: s3.IBucket) -> iam.PolicyStatement | None:
@@ -132,7 +130,9 @@ class _DirectoryModelData(_AssetModelData):
 
     def _archive_path(self) -> Path:
         if self.pack_result is None:
-            self.pack_result = archive.pack_directory(self.path, excludes=self._excludes, cache=self._cache_dir)
+            self.pack_result = archive.pack_directory(
+                self.path, excludes=self._excludes, cache=self._cache_dir
+            )
         return self.pack_result.path
 
     def _validate(self) -> list[tuple[str, object, str]]:
@@ -171,21 +171,26 @@ class _BucketModelData(ModelData):
         if Token.is_unresolved(self.key):
             return []
         if not self.key or self.key.startswith("/") or self.key.endswith("/") or "*" in self.key:
-            return [("model_data", self.key, "ModelData.from_bucket needs the key of one object, e.g. models/model.tar.gz")]
+            return [
+                (
+                    "model_data",
+                    self.key,
+                    "ModelData.from_bucket needs the key of one object, e.g. models/model.tar.gz",
+                )
+            ]
         return []
 
 
 class _PrefixModelData(ModelData):
     def __init__(self, bucket: s3.IBucket, prefix: str) -> None:
         self.bucket = bucket
-        # SageMaker treats the URI as a key prefix; a trailing slash keeps "models/a" from matching "models/ab".
+        # SageMaker treats the URI as a key prefix: a trailing slash keeps "models/a" from matching
+        # "models/ab".
         self.prefix = prefix if Token.is_unresolved(prefix) or prefix.endswith("/") else f"{prefix}/"
 
     def bind(self, scope: Construct, role: ExecutionRole) -> ModelDataConfig:
         objects = self.bucket.arn_for_objects(f"{self.prefix}*")
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects])
-        )
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
@@ -199,8 +204,9 @@ class _PrefixModelData(ModelData):
         nag.acknowledge(
             role.policy,
             nag.wildcard_resource_finding(role.policy, objects),
-            "Uncompressed model data (ModelDataSource S3DataType=S3Prefix): SageMaker reads every object under "
-            "the prefix, whose keys are unknown at synth time, and IAM can name the objects under a prefix only "
+            "Uncompressed model data (ModelDataSource S3DataType=S3Prefix): SageMaker reads every object "
+            "under the prefix, whose keys are unknown at synth time, and IAM can name the objects under a "
+            "prefix only "
             "with a trailing wildcard. The wildcard is confined to this bucket and prefix.",
         )
         return ModelDataConfig(
@@ -217,5 +223,7 @@ class _PrefixModelData(ModelData):
         if Token.is_unresolved(self.prefix):
             return []
         if self.prefix in ("", "/") or self.prefix.startswith("/") or "*" in self.prefix:
-            return [("model_data", self.prefix, "ModelData.from_s3_prefix needs a key prefix such as models/llm/")]
+            return [
+                ("model_data", self.prefix, "ModelData.from_s3_prefix needs a key prefix such as models/llm/")
+            ]
         return []

@@ -150,7 +150,9 @@ class ModelEndpointBase(Resource):
             period=period,
         )
 
-    def metric_invocations(self, *, variant_name: str | None = None, period: Duration | None = None) -> cloudwatch.Metric:
+    def metric_invocations(
+        self, *, variant_name: str | None = None, period: Duration | None = None
+    ) -> cloudwatch.Metric:
         """Requests sent to the variant (Sum)."""
         return self.metric("Invocations", variant_name=variant_name, period=period)
 
@@ -172,7 +174,9 @@ class ModelEndpointBase(Resource):
         """Requests the model answered with a 5xx status (Sum)."""
         return self.metric("Invocation5XXErrors", variant_name=variant_name, period=period)
 
-    def metric_model_latency(self, *, variant_name: str | None = None, period: Duration | None = None) -> cloudwatch.Metric:
+    def metric_model_latency(
+        self, *, variant_name: str | None = None, period: Duration | None = None
+    ) -> cloudwatch.Metric:
         """Time the container took to answer, in microseconds (Average)."""
         return self.metric("ModelLatency", variant_name=variant_name, statistic="Average", period=period)
 
@@ -182,10 +186,16 @@ class ModelEndpointBase(Resource):
         """Time SageMaker added on top of the model, in microseconds (Average)."""
         return self.metric("OverheadLatency", variant_name=variant_name, statistic="Average", period=period)
 
-    def metric_cpu_utilization(self, *, variant_name: str | None = None, period: Duration | None = None) -> cloudwatch.Metric:
+    def metric_cpu_utilization(
+        self, *, variant_name: str | None = None, period: Duration | None = None
+    ) -> cloudwatch.Metric:
         """CPU use in percent, summed over cores (up to 100 x vCPUs) (Average)."""
         return self.metric(
-            "CPUUtilization", namespace=INSTANCE_NAMESPACE, variant_name=variant_name, statistic="Average", period=period
+            "CPUUtilization",
+            namespace=INSTANCE_NAMESPACE,
+            variant_name=variant_name,
+            statistic="Average",
+            period=period,
         )
 
     def metric_memory_utilization(
@@ -193,7 +203,11 @@ class ModelEndpointBase(Resource):
     ) -> cloudwatch.Metric:
         """Memory use in percent (Average)."""
         return self.metric(
-            "MemoryUtilization", namespace=INSTANCE_NAMESPACE, variant_name=variant_name, statistic="Average", period=period
+            "MemoryUtilization",
+            namespace=INSTANCE_NAMESPACE,
+            variant_name=variant_name,
+            statistic="Average",
+            period=period,
         )
 
     def metric_disk_utilization(
@@ -201,7 +215,11 @@ class ModelEndpointBase(Resource):
     ) -> cloudwatch.Metric:
         """Disk use of the ML storage volume in percent (Average)."""
         return self.metric(
-            "DiskUtilization", namespace=INSTANCE_NAMESPACE, variant_name=variant_name, statistic="Average", period=period
+            "DiskUtilization",
+            namespace=INSTANCE_NAMESPACE,
+            variant_name=variant_name,
+            statistic="Average",
+            period=period,
         )
 
 
@@ -212,7 +230,9 @@ class _ImportedModelEndpoint(ModelEndpointBase):
         self._variant_names = tuple(variant_names)
         # SageMaker lower-cases endpoint names in ARNs; a token name is used as is.
         arn_name = name if Token.is_unresolved(name) else name.lower()
-        self._arn = Stack.of(self).format_arn(service="sagemaker", resource="endpoint", resource_name=arn_name)
+        self._arn = Stack.of(self).format_arn(
+            service="sagemaker", resource="endpoint", resource_name=arn_name
+        )
 
     @property
     def endpoint_name(self) -> str:
@@ -269,7 +289,9 @@ class _Settings:
                     image=v.image if uses_existing else v.image or self.image,
                     instance_type=v.instance_type or self.instance_type,
                     initial_instance_count=(
-                        v.initial_instance_count if v.initial_instance_count is not None else self.initial_instance_count
+                        v.initial_instance_count
+                        if v.initial_instance_count is not None
+                        else self.initial_instance_count
                     ),
                     environment={**(self.environment or {}), **v.environment},
                 )
@@ -283,12 +305,20 @@ class _Settings:
         if not variants:
             p.add("variants", [], "at least one ProductionVariant is required")
         if len(variants) > MAX_VARIANTS:
-            p.add("variants", [v.variant_name for v in variants], f"an endpoint has at most {MAX_VARIANTS} variants")
+            p.add(
+                "variants",
+                [v.variant_name for v in variants],
+                f"an endpoint has at most {MAX_VARIANTS} variants",
+            )
         seen: set[str] = set()
         for i, v in enumerate(variants):
             _variant_problems(p, f"variants[{i}]" if self.variants is not None else None, v, seen)
         weights = [v.initial_weight for v in variants]
-        if weights and all(isinstance(w, int | float) and not is_token(w) for w in weights) and sum(weights) <= 0:
+        if (
+            weights
+            and all(isinstance(w, int | float) and not is_token(w) for w in weights)
+            and sum(weights) <= 0
+        ):
             p.add("variants[*].initial_weight", weights, "at least one variant needs a weight greater than 0")
         p.name("endpoint_name", self.endpoint_name, "endpoint name")
         _environment_problems(p, "environment", self.environment or {})
@@ -322,18 +352,23 @@ class _Settings:
         gib = self.volume_size.to_gibibytes(rounding=SizeRoundingBehavior.NONE)
         if gib != int(gib) or not 1 <= gib <= 512:
             p.add("volume_size", self.volume_size, "a whole number of GiB from 1 to 512 (Size.gibibytes(n))")
-        local = sorted({str(v.instance_type) for v in variants if v.instance_type and v.instance_type.has_local_storage})
+        local = sorted(
+            {str(v.instance_type) for v in variants if v.instance_type and v.instance_type.has_local_storage}
+        )
         if local:
             p.add(
                 "volume_size",
                 self.volume_size,
-                f"{', '.join(local)} use NVMe instance storage; SageMaker accepts volume_size only for EBS-backed types",
+                f"{', '.join(local)} use NVMe instance storage; SageMaker accepts volume_size only for "
+                "EBS-backed types",
             )
 
     def _network_problems(self, p: Problems) -> None:
         if self.vpc is None:
             if self.vpc_subnets is not None:
-                p.add("vpc_subnets", "given without vpc", "vpc_subnets selects subnets of `vpc`: pass vpc too")
+                p.add(
+                    "vpc_subnets", "given without vpc", "vpc_subnets selects subnets of `vpc`: pass vpc too"
+                )
             if self.security_groups:
                 p.add("security_groups", "given without vpc", "security groups apply only with `vpc`")
             return
@@ -346,6 +381,21 @@ class _Settings:
                 p.add("vpc_subnets", subnet_ids, "SageMaker accepts 1-16 subnets")
         if self.security_groups is not None and not 1 <= len(self.security_groups) <= 5:
             p.add("security_groups", len(self.security_groups), "SageMaker accepts 1-5 security groups")
+
+
+def _gibibytes(size: Size | None) -> float | None:
+    if size is None:
+        return None
+    value = size.to_gibibytes(rounding=SizeRoundingBehavior.NONE)
+    # int() of a token number would destroy the token; a resolved value is a validated whole number.
+    return value if is_token(value) else int(value)
+
+
+def _seconds(duration: Duration | None) -> float | None:
+    if duration is None:
+        return None
+    value = duration.to_seconds(integral=False)
+    return value if is_token(value) else int(value)
 
 
 def select_subnet_ids(vpc: ec2.IVpc, selection: ec2.SubnetSelection | None) -> list[str]:
@@ -376,9 +426,17 @@ def _variant_problems(p: Problems, prefix: str | None, v: ProductionVariant, see
         seen.add(v.variant_name)
     instance_type = v.instance_type
     if not isinstance(instance_type, InstanceType):
-        p.add(prop("instance_type"), instance_type, "an InstanceType, e.g. InstanceType.M5_LARGE or InstanceType.of('ml.g6e.xlarge')")
+        p.add(
+            prop("instance_type"),
+            instance_type,
+            "an InstanceType, e.g. InstanceType.M5_LARGE or InstanceType.of('ml.g6e.xlarge')",
+        )
     elif not instance_type.is_token and instance_type.family is None:
-        p.add(prop("instance_type"), instance_type.name, "a SageMaker instance type shaped 'ml.<family>.<size>', e.g. 'ml.m5.large'")
+        p.add(
+            prop("instance_type"),
+            instance_type.name,
+            "a SageMaker instance type shaped 'ml.<family>.<size>', e.g. 'ml.m5.large'",
+        )
     p.integer(prop("initial_instance_count"), v.initial_instance_count, minimum=1)
     p.number(prop("initial_weight"), v.initial_weight, minimum=0, exclusive=False)
     _environment_problems(p, prop("environment"), v.environment)
@@ -388,16 +446,23 @@ def _variant_problems(p: Problems, prefix: str | None, v: ProductionVariant, see
             p.add(
                 prop("model_name"),
                 v.model_name,
-                "a variant serves either an existing model (model_name) or a new one (model_data and image), not both",
+                "a variant serves either an existing model (model_name) or a new one "
+                "(model_data and image), not both",
             )
         return
     if v.model_data is None:
-        p.add(prop("model_data"), None, "required: a ModelData (e.g. ModelData.from_directory), or a model_name")
+        p.add(
+            prop("model_data"), None, "required: a ModelData (e.g. ModelData.from_directory), or a model_name"
+        )
     else:
         for name, value, allowed in v.model_data._validate():
             p.add(prop(name), value, allowed)
     if v.image is None:
-        p.add(prop("image"), None, "required: a ContainerImage (e.g. ContainerImage.from_bundled_server()), or a model_name")
+        p.add(
+            prop("image"),
+            None,
+            "required: a ContainerImage (e.g. ContainerImage.from_bundled_server()), or a model_name",
+        )
     else:
         for name, value, allowed in v.image._validate():
             p.add(prop(name), value, allowed)
@@ -408,11 +473,20 @@ def _environment_problems(p: Problems, prop: str, environment: Mapping[str, str]
         p.add(prop, f"{len(environment)} variables", "a container takes at most 100 environment variables")
     for key, value in environment.items():
         if not is_token(key) and (len(key) > 1024 or not ENV_KEY_PATTERN.match(key)):
-            p.add(prop, key, "variable names are letters, digits and underscores, not starting with a digit, <= 1024 chars")
+            p.add(
+                prop,
+                key,
+                "variable names are letters, digits and underscores, not starting with a digit, "
+                "<= 1024 chars",
+            )
         if not isinstance(value, str):
             p.add(f"{prop}[{key!r}]", value, "environment values are strings")
         elif not is_token(value) and len(value) > 1024:
-            p.add(f"{prop}[{key!r}]", f"{len(value)} characters", "environment values have at most 1024 characters")
+            p.add(
+                f"{prop}[{key!r}]",
+                f"{len(value)} characters",
+                "environment values have at most 1024 characters",
+            )
 
 
 class ModelEndpoint(ModelEndpointBase):
@@ -532,7 +606,11 @@ class ModelEndpoint(ModelEndpointBase):
         )
 
         local_storage = sorted(
-            {str(v.instance_type) for v in self._variants if v.instance_type and v.instance_type.has_local_storage}
+            {
+                str(v.instance_type)
+                for v in self._variants
+                if v.instance_type and v.instance_type.has_local_storage
+            }
         )
         creates_models = any(v.model_name is None for v in self._variants)
         self._execution_role: ExecutionRole | None = None
@@ -560,16 +638,10 @@ class ModelEndpoint(ModelEndpointBase):
                     instance_type=str(v.instance_type),
                     initial_instance_count=v.initial_instance_count,
                     initial_variant_weight=v.initial_weight,
-                    volume_size_in_gb=(
-                        int(volume_size.to_gibibytes(rounding=SizeRoundingBehavior.NONE)) if volume_size else None
-                    ),
-                    model_data_download_timeout_in_seconds=(
-                        int(model_download_timeout.to_seconds()) if model_download_timeout else None
-                    ),
-                    container_startup_health_check_timeout_in_seconds=(
-                        int(container_startup_health_check_timeout.to_seconds())
-                        if container_startup_health_check_timeout
-                        else None
+                    volume_size_in_gb=_gibibytes(volume_size),
+                    model_data_download_timeout_in_seconds=_seconds(model_download_timeout),
+                    container_startup_health_check_timeout_in_seconds=_seconds(
+                        container_startup_health_check_timeout
                     ),
                 )
             )
@@ -598,8 +670,15 @@ class ModelEndpoint(ModelEndpointBase):
         for key, value in (tags or {}).items():
             Tags.of(self).add(key, value)
 
-        CfnOutput(self, "EndpointName", value=self._endpoint.attr_endpoint_name, description="SageMaker endpoint name")
-        CfnOutput(self, "EndpointArn", value=self._endpoint.attr_endpoint_arn, description="SageMaker endpoint ARN")
+        CfnOutput(
+            self,
+            "EndpointName",
+            value=self._endpoint.attr_endpoint_name,
+            description="SageMaker endpoint name",
+        )
+        CfnOutput(
+            self, "EndpointArn", value=self._endpoint.attr_endpoint_arn, description="SageMaker endpoint ARN"
+        )
 
     @classmethod
     def from_endpoint_name(
@@ -621,19 +700,28 @@ class ModelEndpoint(ModelEndpointBase):
         # Lower case: SageMaker lower-cases names in ARNs, so IAM resources and log group names stay exact.
         return Names.unique_resource_name(self, max_length=63, separator="-").lower()
 
-    def _grant_endpoint_resources(self, role: ExecutionRole, log_group_name: str, *, volume_key: bool) -> None:
+    def _grant_endpoint_resources(
+        self, role: ExecutionRole, log_group_name: str, *, volume_key: bool
+    ) -> None:
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteEndpointLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:CreateLogGroup"],
-                # The log group's Arn attribute ends in ':*' (its streams); CreateLogGroup names the group itself.
+                actions=[
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                    "logs:CreateLogGroup",
+                ],
+                # The log group's Arn attribute ends in ':*' (its streams); CreateLogGroup names the group.
                 resources=[self._log_group.log_group_arn, log_group_arn(self, log_group_name)],
             )
         )
         if not volume_key:
             return
         role.add_to_policy(
-            iam.PolicyStatement(sid="DescribeVolumeKey", actions=["kms:DescribeKey"], resources=[self._key.key_arn])
+            iam.PolicyStatement(
+                sid="DescribeVolumeKey", actions=["kms:DescribeKey"], resources=[self._key.key_arn]
+            )
         )
         # SageMaker creates a grant on the volume key for the instance's EBS volume, never for a person.
         role.add_to_policy(
@@ -661,7 +749,9 @@ class ModelEndpoint(ModelEndpointBase):
                 allow_all_outbound=False,
             )
             group.add_egress_rule(
-                ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to S3, ECR and CloudWatch (VPC endpoints or NAT)"
+                ec2.Peer.any_ipv4(),
+                ec2.Port.tcp(443),
+                "HTTPS to S3, ECR and CloudWatch (VPC endpoints or NAT)",
             )
             self._security_groups = [group]
         assert self._execution_role is not None
@@ -678,11 +768,15 @@ class ModelEndpoint(ModelEndpointBase):
         settings: _Settings,
         vpc_config: sagemaker.CfnModel.VpcConfigProperty | None,
     ) -> sagemaker.CfnModel:
-        assert self._execution_role is not None and variant.model_data and variant.image
+        assert self._execution_role is not None
+        assert variant.model_data
+        assert variant.image
         scope = Construct(self, f"Variant{variant.variant_name}")
         data = variant.model_data.bind(scope, self._execution_role)
         image = variant.image.bind(scope, self._execution_role)
-        isolation = settings.network_isolation if settings.network_isolation is not None else not image.needs_network
+        isolation = (
+            settings.network_isolation if settings.network_isolation is not None else not image.needs_network
+        )
         model = sagemaker.CfnModel(
             scope,
             "Model",
@@ -701,11 +795,11 @@ class ModelEndpoint(ModelEndpointBase):
         return model
 
     def _acknowledge_local_storage(self, types: Sequence[str]) -> None:
-        reason = _LOCAL_STORAGE_KMS_REASON.format(
-            types=", ".join(types), y="ies" if len(types) == 1 else "y"
-        )
+        reason = _LOCAL_STORAGE_KMS_REASON.format(types=", ".join(types), y="ies" if len(types) == 1 else "y")
         for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
-            nag.acknowledge(self._endpoint_config, f"{pack}-SageMakerEndpointConfigurationKMSKeyConfigured", reason)
+            nag.acknowledge(
+                self._endpoint_config, f"{pack}-SageMakerEndpointConfigurationKMSKeyConfigured", reason
+            )
 
     # Read-only attributes
 

@@ -143,7 +143,8 @@ def _symlink_entry(root_real: Path, rel: str, path: Path, st: os.stat_result) ->
     resolved = Path(os.path.realpath(path))
     if resolved != root_real and root_real not in resolved.parents:
         raise ArchiveError(
-            f"symlink {rel!r} points outside the model directory: {rel} -> {target} (resolves to {resolved}); "
+            f"symlink {rel!r} points outside the model directory: {rel} -> {target} "
+            f"(resolves to {resolved}); "
             "copy the file into the directory or remove the link"
         )
     if not resolved.exists():

@@ -20,19 +20,17 @@ def flatten_reference(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value.replace("${", "<").replace("}", ">")
-    if isinstance(value, dict):
-        if "Fn::Join" in value:
-            delimiter, items = value["Fn::Join"]
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Fn::Join":
+            delimiter, items = argument
             return str(delimiter).join(flatten_reference(item) for item in items)
-        if "Fn::Sub" in value:
-            return flatten_reference(value["Fn::Sub"])
-        if "Fn::GetAtt" in value:
-            resource, attribute = value["Fn::GetAtt"]
-            return f"<{flatten_reference(resource)}.{flatten_reference(attribute)}>"
-        if "Fn::ImportValue" in value:
-            return flatten_reference(value["Fn::ImportValue"])
-        if "Ref" in value:
-            return f"<{flatten_reference(value['Ref'])}>"
+        if function in ("Fn::Sub", "Fn::ImportValue"):
+            return flatten_reference(argument)
+        if function in ("Fn::GetAtt", "Ref"):
+            # <Id.Attribute> for an attribute, <Id> for a reference.
+            parts = argument if function == "Fn::GetAtt" else [argument]
+            return f"<{'.'.join(flatten_reference(part) for part in parts)}>"
     return json.dumps(value, separators=(",", ":"))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, Size, Token
+from aws_cdk import Duration, Size, SizeRoundingBehavior, Token
 
 # SageMaker's patterns (CreateEndpoint / ProductionVariant / CreateModel API references).
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
@@ -47,7 +47,7 @@ def _show(value: Any) -> str:
     if isinstance(value, Duration):
         return value.to_human_string()
     if isinstance(value, Size):
-        return f"{value.to_gibibytes()} GiB"
+        return f"{value.to_gibibytes(rounding=SizeRoundingBehavior.NONE):g} GiB"
     return repr(value)
 
 
@@ -107,14 +107,18 @@ class Problems:
         elif value < minimum or (maximum is not None and value > maximum):
             self.add(prop, value, f"must be at least {minimum}{upper}")
 
-    def number(self, prop: str, value: Any, *, minimum: float, exclusive: bool, maximum: float | None = None) -> None:
+    def number(
+        self, prop: str, value: Any, *, minimum: float, exclusive: bool, maximum: float | None = None
+    ) -> None:
         if is_token(value):
             return
         bound = f"greater than {minimum:g}" if exclusive else f"at least {minimum:g}"
         upper = f" and at most {maximum:g}" if maximum is not None else ""
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.add(prop, value, f"a number {bound}{upper} is required")
-        elif (value <= minimum if exclusive else value < minimum) or (maximum is not None and value > maximum):
+        elif (value <= minimum if exclusive else value < minimum) or (
+            maximum is not None and value > maximum
+        ):
             self.add(prop, value, f"must be {bound}{upper}")
 
     def duration(self, prop: str, value: Duration | None, *, minimum_s: int, maximum_s: int | None) -> None:

@@ -109,7 +109,9 @@ class AllOptionsStack(cdk.Stack):
             description="SageMaker models: HTTPS out to the VPC endpoints, nothing in",
             allow_all_outbound=False,
         )
-        security_group.add_egress_rule(ec2.Peer.ipv4("10.0.0.0/16"), ec2.Port.tcp(443), "VPC interface endpoints")
+        security_group.add_egress_rule(
+            ec2.Peer.ipv4("10.0.0.0/16"), ec2.Port.tcp(443), "VPC interface endpoints"
+        )
 
         bucket = s3.Bucket.from_bucket_attributes(
             self,
@@ -117,17 +119,22 @@ class AllOptionsStack(cdk.Stack):
             bucket_name=settings["modelBucket"],
             encryption_key=kms.Key.from_key_arn(self, "ModelBucketKey", settings["modelBucketKeyArn"]),
         )
-        repository = ecr.Repository.from_repository_name(self, "ServingRepository", settings["servingRepository"])
+        repository = ecr.Repository.from_repository_name(
+            self, "ServingRepository", settings["servingRepository"]
+        )
         serving_image = ContainerImage.from_ecr_repository(repository, settings["servingImageTag"])
         role = iam.Role(
             self,
             "SageMakerRole",
             assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}}
+                "sagemaker.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
             ),
             description="Execution role the platform team hands to the A/B endpoint",
         )
-        key = kms.Key(self, "EndpointKey", enable_key_rotation=True, description="A/B endpoint volumes and logs")
+        key = kms.Key(
+            self, "EndpointKey", enable_key_rotation=True, description="A/B endpoint volumes and logs"
+        )
 
         self.ab_test = AutoScaledEndpoint(
             self,
@@ -196,7 +203,11 @@ class AllOptionsStack(cdk.Stack):
         )
 
         self.legacy = AutoScaledEndpoint.from_deployer_payload(
-            self, "Legacy", LEGACY_PAYLOAD, tags={"team": "ml-platform"}, removal_policy=cdk.RemovalPolicy.DESTROY
+            self,
+            "Legacy",
+            LEGACY_PAYLOAD,
+            tags={"team": "ml-platform"},
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
 
         self.canary = ModelEndpoint(
