@@ -3,9 +3,12 @@
 Why a thread and not inline on the event loop: a predict that runs on the loop blocks ``/ping`` and every
 other connection of that worker for its whole duration, and a timeout could only come from SIGALRM, which
 interrupts whatever the loop happens to be doing. With one dedicated thread the loop stays free: ``/ping``
-answers during a long predict, and a request that exceeds the timeout is answered 504 on time. The hand-off
-costs ~25-35 µs per request (measured with uvloop on this 2-core machine; a ``ThreadPoolExecutor`` costs
-~55 µs), about 2% of the iris forest's ~1.3 ms ``predict``.
+answers during a long predict, and a request that exceeds the timeout is answered 504 on time. The price,
+measured here: the hand-off costs ~25-35 µs per request in isolation (uvloop; a ``ThreadPoolExecutor`` costs
+~55 µs), about 2% of the iris forest's ~1.3 ms ``predict``; the whole serving overhead, measured with a model
+whose predict does nothing, is ~130-160 µs of CPU per request against ~55-80 µs for a bare uvicorn app. An
+inline variant measured side by side (same run, interleaved) was not consistently faster on this shared
+2-core machine: rounds differed by more than the variants did.
 
 On timeout the thread is also interrupted: an exception is raised inside it at the next Python bytecode, so a
 runaway Python loop in user code stops and the worker serves the next request. A call that is stuck inside
