@@ -20,6 +20,14 @@ DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 _LOG_LEVELS = {"CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARN": 30, "WARNING": 30, "INFO": 20, "DEBUG": 10}
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (respects cpusets), which is what "one worker per CPU" means."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 class ConfigError(ValueError):
     """One or more settings are invalid; the message lists every problem and how to fix it."""
 
@@ -32,7 +40,7 @@ class Settings:
     port: int = 8080
     model_dir: Path = Path("/opt/ml/model")
     #: Worker processes; default: the CPU count.
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=_cpus)
     #: Seconds one invocation may take before it is answered 504; 0 disables the timeout.
     timeout_s: float = 60.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -115,9 +123,7 @@ class Settings:
             host=env.get("SERVE_HOST", "").strip() or "0.0.0.0",
             port=number(int, ("SAGEMAKER_BIND_TO_PORT",), 8080, 0),
             model_dir=Path(env.get("SM_MODEL_DIR", "").strip() or "/opt/ml/model"),
-            workers=number(
-                int, ("SAGEMAKER_MODEL_SERVER_WORKERS", "MODEL_SERVER_WORKERS"), os.cpu_count() or 1, 1
-            ),
+            workers=number(int, ("SAGEMAKER_MODEL_SERVER_WORKERS", "MODEL_SERVER_WORKERS"), _cpus(), 1),
             timeout_s=number(
                 float,
                 ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "MODEL_SERVER_TIMEOUT"),
