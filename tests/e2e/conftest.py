@@ -8,6 +8,7 @@ with CI=true it fails.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,7 @@ def synth(outdir: Path, *context: str) -> Path:
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     args = [a for c in context for a in ("--context", c)]
+    shutil.rmtree(outdir, ignore_errors=True)  # no stale asset directories from an earlier synth
     argv = [str(CDK), "synth", "--quiet", "--no-notices", "--output", str(outdir), *args]
     run(argv, env=env, cwd=APP_DIR)
     return outdir

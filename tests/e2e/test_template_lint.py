@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ DOCKERFILE = REPO / "inference_image" / "Dockerfile"
 def all_options_assembly() -> Path:
     """tests/apps/all_options.py's `build_app(outdir)` synthesized into .e2e/assemblies/all_options."""
     outdir = WORKDIR / "assemblies" / "all_options"
+    shutil.rmtree(outdir, ignore_errors=True)
     code = "import sys; from tests.apps.all_options import build_app; build_app(sys.argv[1]).synth()"
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
     run([sys.executable, "-c", code, str(outdir)], cwd=REPO, env=env)
