@@ -503,7 +503,10 @@ class ModelEndpoint(ModelEndpointBase):
     :param model_data: the model's artifacts. Default: none — then every variant must bring its own
         ``model_data`` or ``model_name``.
     :param image: the serving image. Default: none — as for ``model_data``.
-    :param instance_type: Default: ``InstanceType.M5_LARGE``, a small non-burstable type.
+    :param instance_type: Default: ``InstanceType.M5_LARGE``, a small non-burstable type. Types with NVMe
+        instance storage (``ml.g5``, ``ml.g4dn``, ``ml.m5d``...) get no ``KmsKeyId``: AWS refuses one for
+        them and encrypts that storage in hardware; the matching cdk-nag finding is acknowledged with
+        this reason on the EndpointConfig.
     :param initial_instance_count: instances per variant at creation. Default: 1.
     :param variants: the production variants, weighted against each other (A/B testing). Default: one
         variant named ``AllTraffic`` built from the props above.

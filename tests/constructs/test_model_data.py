@@ -14,7 +14,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 
 from sagemaker_constructs import ModelData, ModelEndpoint
-from sagemaker_constructs._private.archive import ARCHIVE_NAME
 from tests.constructs.conftest import ecr_image, new_stack, policy_statements, write_model_dir
 
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -108,8 +107,28 @@ def test_folder_model_role_reads_only_the_asset_object(model_dir: Path, tmp_path
     assert json.dumps(s3_statements[0]["Resource"]).endswith(f'/{asset_hash}.gz"]]}}')
 
 
-def test_archive_name_in_cache_is_constant_so_the_asset_hash_follows_content() -> None:
-    assert ARCHIVE_NAME == "model.tar.gz"
+def test_asset_hash_does_not_depend_on_the_cache_location(model_dir: Path, tmp_path: Path) -> None:
+    hashes = []
+    for name in ("a", "b"):
+        stack = new_stack(tmp_path / f"out-{name}")
+        data = ModelData.from_directory(model_dir, cache_dir=tmp_path / f"cache-{name}")
+        ModelEndpoint(stack, "Endpoint", model_data=data, image=ecr_image(stack))
+        stack.node.root.synth()  # type: ignore[attr-defined]
+        hashes.append(set(file_assets(tmp_path / f"out-{name}")))
+    assert hashes[0] == hashes[1]
+
+
+def test_unchanged_folder_is_not_packed_again_on_the_next_synth(tmp_path: Path) -> None:
+    folder = write_model_dir(tmp_path / "model")
+    results = []
+    for name in ("first", "second"):
+        stack = new_stack(tmp_path / name)
+        data = ModelData.from_directory(folder, cache_dir=tmp_path / "cache")
+        ModelEndpoint(stack, "Endpoint", model_data=data, image=ecr_image(stack))
+        stack.node.root.synth()  # type: ignore[attr-defined]
+        results.append(data.pack_result)  # type: ignore[attr-defined]
+    assert [r.cache_hit for r in results] == [False, True]
+    assert results[0].path == results[1].path
 
 
 # --- from_bucket -----------------------------------------------------------------------------------------
