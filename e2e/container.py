@@ -60,6 +60,22 @@ def build_image(asset: DockerImageAsset, tag: str, *, context: Path | None = Non
     return podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
 
 
+# Images the e2e checks and the CDK_DOCKER program tag; one set per asset hash.
+_OUR_REFERENCES = ("localhost/e2e-", "localhost/cdkasset-", ".dkr.ecr.")
+
+
+def remove_stale_images(asset_tag: str) -> list[str]:
+    """Untag images of earlier runs (other asset hashes), so `.e2e/` does not grow with every change.
+
+    Layers the current images share stay; so do the build cache's unnamed intermediate images.
+    """
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    stale = [ref for ref in listed if any(p in ref for p in _OUR_REFERENCES) and asset_tag[:16] not in ref]
+    if stale:
+        podman("rmi", *stale, check=False)
+    return stale
+
+
 def extract_model(archive: Path, into: Path) -> Path:
     """Extract a model.tar.gz as SageMaker does before the container starts; return the directory."""
     into.mkdir(parents=True, exist_ok=True)
@@ -240,6 +256,7 @@ __all__ = [
     "ContainerNotHealthy",
     "build_image",
     "extract_model",
+    "remove_stale_images",
     "served",
     "start_as_sagemaker",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from e2e.assembly import Stack, load_stack
-from e2e.container import Container, build_image, served
+from e2e.container import Container, build_image, remove_stale_images, served
 from e2e.deploy import CDK, EXAMPLE_STACK
 from e2e.workspace import REPO, WORKDIR, podman, run
 from tests.conftest import IN_CI, require_tool
@@ -86,7 +86,9 @@ def podman_ready() -> None:
 def example_image(podman_ready: None, example_stack: Stack) -> str:
     """The example's Docker image asset built from cdk.out with podman; returns the image id."""
     asset = example_stack.model_image_asset()
-    return build_image(asset, f"localhost/e2e-example:{asset.image_tag[:16]}")
+    image = build_image(asset, f"localhost/e2e-example:{asset.image_tag[:16]}")
+    remove_stale_images(asset.image_tag)
+    return image
 
 
 @pytest.fixture(scope="session")
