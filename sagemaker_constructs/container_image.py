@@ -127,11 +127,12 @@ class _AssetImage(ContainerImage):
         self.requirements_file = requirements_file
         self.pip_ca_bundle = pip_ca_bundle
         self.build_args = dict(build_args or {})
-        self._assets: dict[str, EcrImageAsset] = {}
+        # One asset per stack; matched by identity, since equal paths can exist in different apps.
+        self._assets: list[tuple[Stack, EcrImageAsset]] = []
 
     def bind(self, scope: Construct, role: ExecutionRole) -> ContainerImageConfig:
         stack = Stack.of(scope)
-        asset = self._assets.get(stack.node.path)
+        asset = next((a for s, a in self._assets if s is stack), None)
         if asset is None:
             asset = EcrImageAsset(
                 scope,
@@ -142,7 +143,7 @@ class _AssetImage(ContainerImage):
                 pip_ca_bundle=self.pip_ca_bundle,
                 build_args=self.build_args,
             )
-            self._assets[stack.node.path] = asset
+            self._assets.append((stack, asset))
         _grant_pull(role, asset.repository)
         return ContainerImageConfig(image_uri=asset.image_uri, needs_network=self.needs_network)
 

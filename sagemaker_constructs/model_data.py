@@ -104,18 +104,19 @@ class _AssetModelData(ModelData):
     """Shared by the folder and archive sources: one S3 file asset per stack."""
 
     def __init__(self) -> None:
-        self._assets: dict[str, s3_assets.Asset] = {}
+        # One asset per stack; matched by identity, since equal paths can exist in different apps.
+        self._assets: list[tuple[Stack, s3_assets.Asset]] = []
 
     @abc.abstractmethod
     def _archive_path(self) -> Path: ...
 
     def bind(self, scope: Construct, role: ExecutionRole) -> ModelDataConfig:
         stack = Stack.of(scope)
-        asset = self._assets.get(stack.node.path)
+        asset = next((a for s, a in self._assets if s is stack), None)
         if asset is None:
             # A single file, so CDK's asset hash is the hash of the archive's bytes.
             asset = s3_assets.Asset(scope, "ModelData", path=str(self._archive_path()))
-            self._assets[stack.node.path] = asset
+            self._assets.append((stack, asset))
         role.add_to_policy(_read_object_statement(asset.bucket, asset.s3_object_key))
         return ModelDataConfig(model_data_url=asset.s3_object_url)
 

@@ -118,6 +118,15 @@ def test_asset_hash_does_not_depend_on_the_cache_location(model_dir: Path, tmp_p
     assert hashes[0] == hashes[1]
 
 
+def test_one_source_used_in_two_apps_gets_an_asset_in_each(model_dir: Path, tmp_path: Path) -> None:
+    data = ModelData.from_directory(model_dir)
+    for name in ("a", "b"):
+        stack = new_stack(tmp_path / name)
+        ModelEndpoint(stack, "Endpoint", model_data=data, image=ecr_image(stack))
+        stack.node.root.synth()  # type: ignore[attr-defined]
+        assert len(file_assets(tmp_path / name)) == 1
+
+
 def test_unchanged_folder_is_not_packed_again_on_the_next_synth(tmp_path: Path) -> None:
     folder = write_model_dir(tmp_path / "model")
     results = []
