@@ -40,7 +40,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-e2e: setup
+e2e: setup $(TOOLS)/checkov/bin/checkov
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 bench: setup
