@@ -385,6 +385,21 @@ def measure(
     return result
 
 
+def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from several rounds: the round with the median req/s (its latencies and CPU split), errors
+    summed, PSS the peak, and the CPU time per request over all rounds."""
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return results[-1]
+    ordered = sorted(good, key=lambda r: r["rps"])
+    row = dict(ordered[len(ordered) // 2])
+    row["errors"] = sum(r["errors"] for r in good)
+    row["peak_pss_mb"] = max(r["peak_pss_mb"] for r in good)
+    row["rounds_rps"] = [round(r["rps"]) for r in good]
+    row["cpu_us_per_req"] = statistics.median(r["cpu_pct"] * 1e4 / r["rps"] for r in good if r["rps"])
+    return row
+
+
 # --------------------------------------------------------------------------------------------- report
 def cell(server: Server | None, payload: str, conns: int, key: str) -> float | None:
     if server is None:
@@ -425,14 +440,15 @@ def targets(by_name: dict[str, Server]) -> list[tuple[str, float | None, str, bo
 
 def report(all_servers: list[Server], meta: dict[str, Any]) -> tuple[str, list[Any]]:
     lines = [
-        f"### serve_bench {meta['date']} ({meta['cpus']} cores; wrk -t1, {meta['duration']}s runs after "
-        f"{meta['warmup']}s warm-up; {meta['workers']} workers per server)",
+        f"### serve_bench {meta['date']} ({meta['cpus']} cores; wrk -t1; per scenario {meta['rounds']} "
+        f"rounds of {meta['duration']:g} s after {meta['warmup']:g} s warm-up, interleaved across servers, "
+        f"median kept; {meta['workers']} workers per server)",
         "",
     ]
     lines += [f"- **{s.name}**: {s.desc}" for s in all_servers]
-    lines += ["", "| server | payload | conns | req/s | p50 ms | p99 ms | errors "
-              "| server CPU % (busiest procs) | peak PSS MB |",
-              "|---|---|---:|---:|---:|---:|---:|---|---:|"]  # fmt: skip
+    lines += ["", "| server | payload | conns | req/s (median; rounds) | p50 ms | p99 ms | errors "
+              "| server CPU % (busiest procs) | server CPU µs/req | peak PSS MB |",
+              "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]  # fmt: skip
     for s in all_servers:
         for r in s.runs:
             if "error" in r:
@@ -440,9 +456,11 @@ def report(all_servers: list[Server], meta: dict[str, Any]) -> tuple[str, list[A
                     f"| {s.name} | {r['payload']} | {r['conns']} | wrk error: {r['error'][:60]} ||||||"
                 )
                 continue
+            rounds = "/".join(str(x) for x in r.get("rounds_rps", []))
             lines.append(
-                f"| {s.name} | {r['payload']} | {r['conns']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
-                f"{r['p99_ms']:.2f} | {r['errors']} | {r['cpu_pct']:.0f} ({r['cpu_split']}) | "
+                f"| {s.name} | {r['payload']} | {r['conns']} | {r['rps']:.0f} ({rounds}) | "
+                f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
+                f"{r['cpu_pct']:.0f} ({r['cpu_split']}) | {r.get('cpu_us_per_req', 0):.0f} | "
                 f"{r['peak_pss_mb']:.0f} |"
             )
     lines += ["", "| server | cold start to first correct prediction, s (median of launches) "
@@ -469,8 +487,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds per measured wrk run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of wrk warm-up before each run")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measured wrk round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario and server (median kept)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of wrk warm-up before each round")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cold-starts", type=int, default=3, help="launches per server for the cold start")
     parser.add_argument("--servers", default="classic,naive,ours,ours-batch")
@@ -512,6 +531,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "duration": args.duration,
         "warmup": args.warmup,
+        "rounds": args.rounds,
         "workers": args.workers,
         "predict_us": compute_floor(model_dir, payloads["1row"]),
     }
@@ -550,23 +570,31 @@ def main() -> int:
             luas[key].write_text(LUA.format(body=payload["csv"]))
         plan = [tuple(s.split("@")) for s in args.scenarios.split(",")]
         batch_plan = [tuple(s.split("@")) for s in args.batch_scenarios.split(",")]
+        rounds: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for key, conns in dict.fromkeys(plan + batch_plan):
-            for server in ready:
-                if (key, conns) not in (batch_plan if server.name == "ours-batch" else plan):
-                    continue
-                result = measure(server, luas[key], key, int(conns), args)
-                server.runs.append(result)
-                if "error" in result:
-                    say(f"{server.name} {key} c={conns}: {result['error']}")
-                else:
-                    say(
-                        f"{server.name} {key} c={conns}: {result['rps']:.0f} req/s "
-                        f"p50={result['p50_ms']:.2f} "
-                        f"p99={result['p99_ms']:.2f} ms err={result['errors']} cpu={result['cpu_pct']:.0f}% "
-                        f"({result['cpu_split']}) pss={result['peak_pss_mb']:.0f} MB"
-                    )
-                if server.proc is not None and server.proc.poll() is not None:
-                    server.notes.append(f"exited during the load (rc={server.proc.returncode})")
+            # Short rounds, interleaved across servers, then the median of each: a burst of unrelated load
+            # on the machine hits one round of every server instead of the whole run of one server.
+            for round_no in range(args.rounds):
+                for server in ready:
+                    if (key, conns) not in (batch_plan if server.name == "ours-batch" else plan):
+                        continue
+                    result = measure(server, luas[key], key, int(conns), args)
+                    rounds.setdefault((server.name, key, conns), []).append(result)
+                    if "error" in result:
+                        say(f"{server.name} {key} c={conns} round {round_no + 1}: {result['error']}")
+                    else:
+                        say(
+                            f"{server.name} {key} c={conns} round {round_no + 1}: {result['rps']:.0f} req/s "
+                            f"p50={result['p50_ms']:.2f} p99={result['p99_ms']:.2f} ms "
+                            f"err={result['errors']} cpu={result['cpu_pct']:.0f}% ({result['cpu_split']}) "
+                            f"pss={result['peak_pss_mb']:.0f} MB"
+                        )
+                    if server.proc is not None and server.proc.poll() is not None:
+                        server.notes.append(f"exited during the load (rc={server.proc.returncode})")
+        for server in ready:
+            for (name, _key, _conns), results_ in rounds.items():
+                if name == server.name:
+                    server.runs.append(median_run(results_))
     finally:
         for server in all_servers:
             server.stop()
