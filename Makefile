@@ -15,7 +15,7 @@ SETUP_STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := requirements.txt requirements-dev.txt inference_image/requirements.txt pyproject.toml \
                 inference_image/pyproject.toml package-lock.json
 
-.PHONY: help setup demo test e2e lint bench clean
+.PHONY: help setup demo test e2e lint bench bench-archive clean
 
 help:
 	@echo "make setup  - create $(VENV) and install Python and npm packages (idempotent)"
@@ -24,6 +24,7 @@ help:
 	@echo "make e2e    - build and run the real image with podman, deploy to moto, lint the templates"
 	@echo "make lint   - ruff, mypy, hadolint, cfn-lint, checkov"
 	@echo "make bench  - measure the inference server against two baselines and print a table"
+	@echo "make bench-archive - time model.tar.gz packaging against tar czf"
 
 setup: $(SETUP_STAMP)
 
@@ -45,6 +46,9 @@ e2e: setup $(TOOLS)/checkov/bin/checkov
 
 bench: setup
 	$(PY) bench/serve_bench.py $(BENCH_ARGS)
+
+bench-archive: setup
+	$(PY) bench/archive_bench.py $(ARCHIVE_BENCH_ARGS)
 
 # checkov pins an old boto3, so it lives in a venv of its own.
 $(TOOLS)/checkov/bin/checkov:
