@@ -536,13 +536,14 @@ def main() -> int:
         "predict_us": compute_floor(model_dir, payloads["1row"]),
     }
     try:
-        for server in all_servers:
-            for _ in range(args.cold_starts):
+        for _ in range(args.cold_starts):  # round-robin, like the load rounds
+            for server in all_servers:
                 took = cold_start(server, run_dir, payloads["1row"])
                 if took is None:
                     server.notes.append("a cold start failed (see its server.log)")
                 else:
                     server.cold_starts.append(took)
+        for server in all_servers:
             say(f"{server.name}: cold start {', '.join(f'{c:.2f}' for c in server.cold_starts)} s")
         ready = []
         for server in all_servers:
