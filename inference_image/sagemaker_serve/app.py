@@ -26,6 +26,7 @@ from .content_types import parse_media_type
 from .errors import PayloadTooLarge, ServeError, error_body
 from .handler import Context, Handler
 from .logs import RequestLog
+from .runner import INLINE_MAX_BODY
 
 __all__ = ["ServeApp"]
 
@@ -90,7 +91,7 @@ class ServeApp:
         from .runner import ModelThread  # noqa: PLC0415
 
         loop = asyncio.get_running_loop()
-        self._runner = ModelThread(loop, self.settings.timeout_s)
+        self._runner = ModelThread(loop, self.settings.timeout_s, inline=self.handler.inline_safe)
         if self.settings.batching and self.handler.batchable:
             from .batching import MicroBatcher  # noqa: PLC0415
 
@@ -162,6 +163,8 @@ class ServeApp:
             if self._batcher is not None:
                 prediction = await self._batcher.submit(handler.decode(body, media))
                 out, out_type = handler.encode(prediction, accept), accept
+            elif handler.inline_safe and size_in <= INLINE_MAX_BODY and self._runner.can_inline():
+                out, out_type = self._runner.run_inline(handler.run, body, media, accept, context)
             else:
                 out, out_type = await self._runner.call(handler.run, body, media, accept, context)
             for key, value in context.response_headers.items():

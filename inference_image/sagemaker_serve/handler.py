@@ -122,6 +122,9 @@ class Handler:
         self.output_fn = self._user_fn("output_fn", 2)
         self.transform_fn = self._user_fn("transform_fn", 4)
         self.custom_io = bool(self.transform_fn or self.input_fn or self.output_fn)
+        #: The default pipeline (our codecs, ``model.predict``) may run inline on the event loop when it is
+        #: measured to be fast; user code always runs on the model thread (see `runner`).
+        self.inline_safe = not self.custom_io and self.predict_fn is None
         if (
             self.predict_fn is None
             and self.transform_fn is None

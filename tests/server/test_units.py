@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,8 @@ import pytest
 from sagemaker_serve.codecs import decode, encode
 from sagemaker_serve.config import DEFAULT_MAX_BODY_BYTES, ConfigError, Settings
 from sagemaker_serve.content_types import negotiate, parse_accept, parse_media_type, preferred
-from sagemaker_serve.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from sagemaker_serve.errors import BadRequest, NotAcceptable, PredictTimeout, UnsupportedMediaType
+from sagemaker_serve.runner import ModelThread
 
 OFFERS = ("application/json", "text/csv", "application/x-npy")
 
@@ -172,3 +175,38 @@ def test_encoders_write_csv_json_and_npy() -> None:
     assert encode({"p": np.float32(0.5)}, "application/json") == b'{"p": 0.5}'
     with pytest.raises(NotAcceptable):
         encode(np.zeros((2, 2, 2)), "text/csv")
+
+
+# ---------------------------------------------------------------------------- model runner
+def test_runner_goes_inline_only_after_fast_calls_on_an_idle_thread() -> None:
+    async def scenario() -> None:
+        runner = ModelThread(asyncio.get_running_loop(), 5.0, inline=True)
+        assert not runner.can_inline()  # nothing measured yet: the first call takes the thread
+        assert await runner.call(lambda: 41 + 1) == 42
+        assert runner.can_inline()
+        slow = asyncio.ensure_future(runner.call(time.sleep, 0.2))
+        await asyncio.sleep(0.05)
+        assert not runner.can_inline()  # the thread is busy: inline would run two model calls at once
+        await slow
+        assert not runner.can_inline()  # recent calls are slow now
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_inline_call_over_the_timeout_is_interrupted() -> None:
+    def spin() -> None:
+        while True:
+            pass
+
+    async def scenario() -> None:
+        runner = ModelThread(asyncio.get_running_loop(), 0.3, inline=True)
+        started = time.monotonic()
+        with pytest.raises(PredictTimeout, match=r"within 0\.3 s"):
+            runner.run_inline(spin)
+        assert time.monotonic() - started < 2
+        assert runner.run_inline(lambda: "next") == "next"  # the alarm is cleared
+        time.sleep(0.4)  # and does not fire later
+        runner.close()
+
+    asyncio.run(scenario())
