@@ -7,7 +7,8 @@ Servers (same model, same payloads, same worker count, all on 127.0.0.1):
 - classic       nginx -> gunicorn (gevent) -> Flask + pandas (bench/baselines/classic_*.py); nginx is Debian's
                 package unpacked into the scratch dir (no service is installed); without it, gunicorn alone.
 
-Model: examples/iris/train.py (RandomForestClassifier, 10 trees). Payloads: 1 and 100 iris rows as text/csv.
+Model: examples/iris/train.py (RandomForestClassifier, 10 trees). Payloads: 1 and 100 iris rows as text/csv
+(the default load scenarios use the 1-row payload, as the targets do; add e.g. `--scenarios 100rows@16`).
 
 For each server: cold start (launch -> first correct prediction; the median of --cold-starts launches), then
 one long-lived launch that must answer the 1-row and 100-row payloads correctly before it is loaded with wrk.
@@ -358,7 +359,7 @@ def measure(
 ) -> dict[str, Any]:
     if args.warmup > 0:
         wrk(server.port, lua, conns, args.warmup)
-        time.sleep(0.5)
+        time.sleep(0.3)
     sampler = PssSampler(server.sid)
     cpu0 = session_cpu(server.sid)
     started = time.monotonic()
@@ -489,13 +490,13 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per measured wrk round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario and server (median kept)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of wrk warm-up before each round")
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds of wrk warm-up before each round")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--cold-starts", type=int, default=3, help="launches per server for the cold start")
+    parser.add_argument("--cold-starts", type=int, default=5, help="launches per server for the cold start")
     parser.add_argument("--servers", default="classic,naive,ours,ours-batch")
     parser.add_argument(
         "--scenarios",
-        default="1row@16,1row@64,100rows@16",
+        default="1row@16,1row@64",
         help="payload@conns list for classic/naive/ours; ours-batch runs --batch-scenarios",
     )
     parser.add_argument("--batch-scenarios", default="1row@16,1row@64")
