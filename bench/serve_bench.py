@@ -56,12 +56,16 @@ def say(msg: str) -> None:
 
 # --------------------------------------------------------------------------------------------- processes
 def session_pids(sid: int) -> list[int]:
+    """Live processes of session `sid` (zombies excluded: an exited leader stays one until we reap it)."""
     pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError, IndexError):
                 if os.getsid(int(name)) == sid:
-                    pids.append(int(name))
+                    with open(f"/proc/{name}/stat", "rb") as fh:
+                        stat = fh.read()
+                    if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z":
+                        pids.append(int(name))
     return pids
 
 

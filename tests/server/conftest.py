@@ -36,12 +36,15 @@ def free_port() -> int:
 
 
 def session_pids(sid: int) -> list[int]:
+    """Live processes of session `sid` (zombies, which are already dead, excluded)."""
     pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 if os.getsid(int(name)) == sid:
-                    pids.append(int(name))
+                    stat = Path(f"/proc/{name}/stat").read_bytes()
+                    if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z":
+                        pids.append(int(name))
     return pids
 
 
