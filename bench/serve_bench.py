@@ -493,7 +493,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per measured wrk round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario and server (median kept)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per scenario and server (median kept)")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of wrk warm-up before each round")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cold-starts", type=int, default=5, help="launches per server for the cold start")
