@@ -188,7 +188,7 @@ class Server:
             self.sid = 0
 
 
-def servers(args: argparse.Namespace, model_dir: Path, nginx: str) -> list[Server]:
+def servers(args: argparse.Namespace, model_dir: Path, nginx: str, classic_py: str = "") -> list[Server]:
     workers = str(args.workers)
     ours_cmd = [str(BIN / "serve"), "--host", HOST, "--port", "{PORT}", "--model-dir", str(model_dir)]
     ours_cmd += ["--workers", workers]
@@ -198,7 +198,7 @@ def servers(args: argparse.Namespace, model_dir: Path, nginx: str) -> list[Serve
             "classic",
             ("nginx -> " if nginx else "") + f"gunicorn (gevent, {workers} workers) -> Flask + pandas"
             + ("" if nginx else " (nginx unavailable: gunicorn alone)"),
-            [sys.executable, str(BASELINES / "classic_serve.py")],
+            [classic_py or sys.executable, str(BASELINES / "classic_serve.py")],
             {"MODEL_DIR": str(model_dir), "WORKERS": workers, "NGINX_BIN": nginx},
         ),
         "naive": Server(
@@ -222,6 +222,37 @@ def servers(args: argparse.Namespace, model_dir: Path, nginx: str) -> list[Serve
         # Same native thread pools everywhere (ours sets this itself; the baselines would not).
         server.env = {**quiet_threads, **server.env}
     return [all_servers[name] for name in args.servers.split(",")]
+
+
+def classic_python(scratch: Path) -> str:
+    """The classic stack's interpreter: a venv in the scratch dir with its requirements
+    (bench/baselines/classic-requirements.txt; built on the first run, rebuilt when that file changes),
+    which also sees this venv's packages."""
+    requirements = BASELINES / "classic-requirements.txt"
+    venv = scratch / "classic-venv"
+    python = venv / "bin" / "python"
+    stamp = venv / ".requirements"
+    wanted = requirements.read_text() + sys.executable
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return str(python)
+    say(f"creating the classic stack's venv in {venv} (first run only)")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    ours = subprocess.run(
+        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    theirs = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    Path(theirs, "project-venv.pth").write_text(ours + "\n")  # scikit-learn, joblib, numpy: the same as ours
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(requirements)],
+        check=True, timeout=900,
+    )  # fmt: skip
+    stamp.write_text(wanted)
+    return str(python)
 
 
 def find_nginx(scratch: Path) -> str:
@@ -530,7 +561,8 @@ def main() -> int:
     nginx = find_nginx(scratch) if "classic" in args.servers else ""
     if "classic" in args.servers and not nginx:
         say("nginx unavailable: the classic stack runs gunicorn alone")
-    all_servers = servers(args, model_dir, nginx)
+    classic_py = classic_python(scratch) if "classic" in args.servers else ""
+    all_servers = servers(args, model_dir, nginx, classic_py)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "cpus": os.cpu_count(),
