@@ -163,10 +163,11 @@ class ServeApp:
             if self._batcher is not None:
                 prediction = await self._batcher.submit(handler.decode(body, media))
                 out, out_type = handler.encode(prediction, accept), accept
-            elif handler.inline_safe and size_in <= INLINE_MAX_BODY and self._runner.can_inline():
-                out, out_type = self._runner.run_inline(handler.run, body, media, accept, context)
             else:
-                out, out_type = await self._runner.call(handler.run, body, media, accept, context)
+                inline = handler.inline_safe and size_in <= INLINE_MAX_BODY
+                out, out_type = await self._runner.run(
+                    handler.run, body, media, accept, context, inline=inline
+                )
             for key, value in context.response_headers.items():
                 if key == _CUSTOM_ATTRIBUTES:
                     extra = [h for h in extra if h[0] != _CUSTOM_ATTRIBUTES.encode()]

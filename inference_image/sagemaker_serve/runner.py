@@ -72,6 +72,8 @@ class ModelThread:
         self._lock = threading.Lock()
         self._current: _Job | None = None
         self._pending = 0  # calls handed to the thread that it has not finished yet
+        self._idle = asyncio.Event()  # set while _pending == 0
+        self._idle.set()
         self._recent_s: float | None = None  # moving average of call durations; None until measured
         self._in_inline = False
         # An inline call's timeout needs SIGALRM, which only the main thread can handle.
@@ -85,6 +87,17 @@ class ModelThread:
     def can_inline(self) -> bool:
         recent = self._recent_s
         return self._inline and self._pending == 0 and recent is not None and recent < INLINE_MAX_S
+
+    async def run(self, fn: Callable[..., Any], *args: Any, inline: bool) -> Any:
+        """Run a call where it is cheapest: inline when `inline` is allowed and recent calls were fast (after
+        letting the model thread finish what it holds, so calls never overlap), else on the model thread.
+        Without the wait, a steady stream of requests would keep the thread busy and never switch."""
+        recent = self._recent_s
+        if inline and self._inline and recent is not None and recent < INLINE_MAX_S:
+            while self._pending:
+                await self._idle.wait()
+            return self.run_inline(fn, *args)
+        return await self.call(fn, *args)
 
     def run_inline(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn` on the calling (event-loop) thread, its timeout enforced by SIGALRM."""
@@ -126,6 +139,7 @@ class ModelThread:
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         job = _Job(fn, args, self._loop.create_future())
         self._pending += 1
+        self._idle.clear()
         self._queue.put(job)
         timer = self._loop.call_later(self._timeout_s, self._expire, job) if self._timeout_s > 0 else None
         try:
@@ -153,6 +167,8 @@ class ModelThread:
     def _settle(self, job: _Job, ok: bool, value: Any, seconds: float | None = None) -> None:
         """On the loop: the thread is done with `job` (finished, failed, interrupted or skipped)."""
         self._pending -= 1
+        if not self._pending:
+            self._idle.set()
         if seconds is not None:
             self._observe(seconds)
         if job.future.done():

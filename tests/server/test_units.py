@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -210,3 +211,25 @@ def test_an_inline_call_over_the_timeout_is_interrupted() -> None:
         runner.close()
 
     asyncio.run(scenario())
+
+
+def test_a_steady_stream_of_fast_calls_moves_from_the_thread_to_inline() -> None:
+    async def scenario() -> list[str]:
+        runner = ModelThread(asyncio.get_running_loop(), 5.0, inline=True)
+        where: list[str] = []
+
+        def fast() -> None:
+            where.append(threading.current_thread().name)
+
+        async def client() -> None:
+            for _ in range(10):
+                await runner.run(fast, inline=True)
+
+        await asyncio.gather(*(client() for _ in range(8)))  # never idle: 8 callers back to back
+        runner.close()
+        return where
+
+    where = asyncio.run(scenario())
+    assert len(where) == 80
+    assert where[0] == "model"  # nothing measured yet
+    assert where[-40:] == ["MainThread"] * 40  # then inline, without waiting for a pause in the traffic
