@@ -24,6 +24,7 @@ through the thread; so does the first call, until a duration has been measured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import queue
@@ -59,6 +60,7 @@ class _Job:
     future: asyncio.Future[Any]
     expired: bool = False
     retried: bool = field(default=False)
+    finished: bool = False  # set on the loop by the first `_settle`: later ones are ignored
 
 
 class ModelThread:
@@ -94,9 +96,12 @@ class ModelThread:
         Without the wait, a steady stream of requests would keep the thread busy and never switch."""
         recent = self._recent_s
         if inline and self._inline and recent is not None and recent < INLINE_MAX_S:
-            while self._pending:
-                await self._idle.wait()
-            return self.run_inline(fn, *args)
+            deadline = self._loop.time() + (self._timeout_s or 60.0)
+            while self._pending and (left := deadline - self._loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), left)
+            if not self._pending:
+                return self.run_inline(fn, *args)
         return await self.call(fn, *args)
 
     def run_inline(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -166,6 +171,9 @@ class ModelThread:
 
     def _settle(self, job: _Job, ok: bool, value: Any, seconds: float | None = None) -> None:
         """On the loop: the thread is done with `job` (finished, failed, interrupted or skipped)."""
+        if job.finished:
+            return
+        job.finished = True
         self._pending -= 1
         if not self._pending:
             self._idle.set()
@@ -176,9 +184,10 @@ class ModelThread:
         if ok:
             job.future.set_result(value)
         else:
-            job.future.set_exception(value)
+            job.future.set_exception(value if value is not None else self._timeout_error())
 
     def _run(self) -> None:
+        job: _Job | None = None
         while True:
             try:
                 job = self._queue.get()
@@ -210,7 +219,11 @@ class ModelThread:
                     self._current = None
                 self._loop.call_soon_threadsafe(self._settle, job, ok, value, elapsed)
             except _Interrupted:
-                # An interrupt that arrived after its call had already finished: nothing to do.
+                # An interrupt that arrived after its call had returned (it is aimed only at a running call,
+                # and lands before the next `get`): make sure that call is accounted for; `_settle` ignores
+                # a second report.
+                if job is not None:
+                    self._loop.call_soon_threadsafe(self._settle, job, False, None)
                 continue
             except RuntimeError:
                 # The event loop is closed (worker shutting down).
