@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .balance import ConnectionBalancer
 from .config import Settings
 from .content_types import parse_media_type
 from .errors import PayloadTooLarge, ServeError, error_body
@@ -41,6 +42,7 @@ _CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 _EMPTY_200 = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _JSON = b"application/json"
+_CONNECTION_CLOSE = (b"connection", b"close")
 
 
 class _ClientGone(Exception):
@@ -60,6 +62,8 @@ class ServeApp:
         self._runner: Any = None
         self._batcher: Any = None
         self._api: Any = None
+        #: Set by the worker when there are several: closes a connection now and then to even them out.
+        self.balancer: ConnectionBalancer | None = None
 
     # ------------------------------------------------------------------ ASGI entry
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,6 +141,8 @@ class ServeApp:
         custom = headers.get(_CUSTOM_ATTRIBUTES)
         if custom is not None:
             extra.append((_CUSTOM_ATTRIBUTES.encode(), custom.encode("latin-1")))
+        if self.balancer is not None and self.balancer.should_close():
+            extra.append(_CONNECTION_CLOSE)
         status, size_in, size_out = 200, 0, 0
         try:
             if scope["method"] != "POST":

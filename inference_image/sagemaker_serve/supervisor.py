@@ -39,6 +39,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from .balance import SharedCounts
 from .config import Settings
 from .logs import setup_logging
 from .responder import LoadingResponder
@@ -105,6 +106,8 @@ class Supervisor:
         self.settings = settings
         self.sockets: list[socket.socket] = []
         self.workers: dict[int, int] = {}  # pid -> socket index
+        #: Open connections per worker, for `balance.ConnectionBalancer` (shared memory, made before forking).
+        self.connections = SharedCounts(settings.workers)
         self.started: dict[int, float] = {}  # socket index -> last fork time
         self.handler: Any = None
         self.pid = os.getpid()
@@ -187,7 +190,9 @@ class Supervisor:
                 from .worker import run_worker  # noqa: PLC0415
 
                 assert isinstance(self.handler, Handler)
-                code = run_worker(self.settings, self.handler, self.sockets[index], index, self.pid)
+                code = run_worker(
+                    self.settings, self.handler, self.sockets[index], index, self.pid, self.connections
+                )
             except BaseException:
                 log.exception("worker %d crashed", index)
             finally:
@@ -207,6 +212,7 @@ class Supervisor:
             index = self.workers.pop(pid, None)
             if index is None:
                 continue
+            self.connections[index] = 0  # its connections died with it
             if stopping:
                 log.info("worker %d (pid %d) exited: %s", index, pid, _describe(status))
                 continue

@@ -11,6 +11,7 @@ import socket
 from types import FrameType
 from typing import Any
 
+from .balance import ConnectionBalancer, SharedCounts
 from .config import Settings
 from .handler import Handler
 
@@ -30,7 +31,14 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_worker(settings: Settings, handler: Handler, sock: socket.socket, index: int, parent: int) -> int:
+def run_worker(  # noqa: PLR0917
+    settings: Settings,
+    handler: Handler,
+    sock: socket.socket,
+    index: int,
+    parent: int,
+    connections: SharedCounts | None = None,
+) -> int:
     """Serve until SIGTERM, then drain: stop accepting, finish in-flight requests, exit 0."""
     stop_early: list[int] = []
     servers: list[Any] = []
@@ -69,6 +77,11 @@ def run_worker(settings: Settings, handler: Handler, sock: socket.socket, index:
     )
     server = uvicorn.Server(config)
     servers.append(server)
+    # uvicorn keeps this worker's open connections in `server_state.connections` (a set its protocols add
+    # themselves to and discard on close); without it (another uvicorn), the kernel's hash alone balances.
+    open_connections = getattr(getattr(server, "server_state", None), "connections", None)
+    if connections is not None and len(connections) > 1 and isinstance(open_connections, set):
+        app.balancer = ConnectionBalancer(connections, index, open_connections.__len__)
     log.info("worker %d (pid %d) serving", index, os.getpid())
     if stop_early:
         return 0

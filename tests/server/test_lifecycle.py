@@ -194,6 +194,35 @@ def test_keep_alive_connections_spread_across_workers(start_server: Any, iris_mo
     assert max(per_worker.values()) <= 150, per_worker  # at most 15 of 16 connections on one worker
 
 
+def test_keep_alive_connections_even_out_to_a_fair_share_per_worker(
+    start_server: Any, iris_model_dir: Path
+) -> None:
+    """The kernel's hash may put 10 of 16 keep-alive connections on one worker; a worker over its share closes
+    one after a response (`balance.py`) until each holds 8. Each response's request id names its worker."""
+    server = start_server(iris_model_dir, workers=2)
+    clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(16)]
+
+    def last_worker(client: httpx.Client) -> tuple[int, bool]:
+        response = client.post("/invocations", content=CSV_BODY, headers={"Content-Type": "text/csv"})
+        assert response.status_code == 200
+        closing = response.headers.get("connection", "").lower() == "close"
+        return int(response.headers["x-request-id"].split("-")[0], 16), closing
+
+    closes = 0
+    deadline = time.monotonic() + 20
+    with ThreadPoolExecutor(16) as pool:
+        while True:  # rounds of one request per connection, until a whole round keeps every connection
+            answers = list(pool.map(last_worker, clients))
+            closes += sum(closing for _, closing in answers)
+            if not any(closing for _, closing in answers) or time.monotonic() > deadline:
+                break
+    for client in clients:
+        client.close()
+    split = Counter(pid for pid, _ in answers)
+    assert sorted(split.values()) == [8, 8], (split, f"{closes} forced reconnects")
+    assert set(split) == set(server.worker_pids())
+
+
 def test_a_killed_worker_is_replaced(start_server: Any, iris_model_dir: Path) -> None:
     server = start_server(iris_model_dir, workers=2)
     before = server.worker_pids()
