@@ -233,7 +233,15 @@ def classic_python(scratch: Path) -> str:
     python = venv / "bin" / "python"
     stamp = venv / ".requirements"
     wanted = requirements.read_text() + sys.executable
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+    # The venv sees this venv's packages through a .pth file, so pip skips what this venv has: if that
+    # changes later (a package removed here), the classic venv breaks. Importing its stack proves it works.
+    probe = [str(python), "-c", "import flask, gevent, gunicorn, pandas, sklearn"]
+    if (
+        python.exists()
+        and stamp.exists()
+        and stamp.read_text() == wanted
+        and subprocess.run(probe, check=False, capture_output=True).returncode == 0
+    ):
         return str(python)
     say(f"creating the classic stack's venv in {venv} (first run only)")
     shutil.rmtree(venv, ignore_errors=True)
@@ -251,6 +259,7 @@ def classic_python(scratch: Path) -> str:
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(requirements)],
         check=True, timeout=900,
     )  # fmt: skip
+    subprocess.run(probe, check=True)  # fail here, loudly, rather than as a baseline that never starts
     stamp.write_text(wanted)
     return str(python)
 
@@ -502,10 +511,12 @@ def report(all_servers: list[Server], meta: dict[str, Any]) -> tuple[str, list[A
     lines += ["", "| server | cold start to first correct prediction, s (median of launches) "
               "| idle PSS MB | notes |", "|---|---:|---:|---|"]  # fmt: skip
     for s in all_servers:
-        cold = f"{statistics.median(s.cold_starts):.2f} ({', '.join(f'{c:.2f}' for c in s.cold_starts)})"
-        lines.append(
-            f"| {s.name} | {cold if s.cold_starts else 'n/a'} | {s.idle_pss:.0f} | {'; '.join(s.notes)} |"
+        cold = (
+            f"{statistics.median(s.cold_starts):.2f} ({', '.join(f'{c:.2f}' for c in s.cold_starts)})"
+            if s.cold_starts
+            else "n/a"
         )
+        lines.append(f"| {s.name} | {cold} | {s.idle_pss:.0f} | {'; '.join(s.notes)} |")
     floor = meta.get("predict_us")
     if floor:
         lines += ["", f"In-process 1-row `predict`: {floor:.0f} µs, i.e. at most {2e6 / floor:.0f} req/s "

@@ -57,7 +57,7 @@ def object_key(model_data_url: Any) -> str:
     """The S3 key of the ModelDataUrl, which CDK writes as Fn::Sub 's3://bucket-${...}/KEY'."""
     url = model_data_url.get("Fn::Sub") if isinstance(model_data_url, dict) else model_data_url
     if not isinstance(url, str) or not url.startswith("s3://"):
-        raise SystemExit(f"the Model's ModelDataUrl is not an S3 URL this demo can resolve: {model_data_url!r}")
+        raise SystemExit(f"the Model's ModelDataUrl is not an S3 URL: {model_data_url!r}")
     return url.split("/", 3)[3]
 
 
@@ -137,7 +137,8 @@ def main() -> int:
         with tarfile.open(archive) as tar:
             tar.extractall(model_dir, filter="data")
         port = free_port()
-        env = {**os.environ, **environment, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port)}
+        env = {**os.environ, **environment, "SM_MODEL_DIR": str(model_dir)}
+        env["SAGEMAKER_BIND_TO_PORT"] = str(port)
         print(f"$ SM_MODEL_DIR={model_dir} SAGEMAKER_BIND_TO_PORT={port} serve", flush=True)
         server = subprocess.Popen([serve], env=env)
         try:

@@ -29,10 +29,10 @@ SAMPLES: tuple[tuple[tuple[float, float, float, float], int], ...] = (
 def train(model_dir: Path = DEFAULT_MODEL_DIR) -> dict[str, Any]:
     """Fit the model and write `model_dir/model.joblib`; return a small summary."""
     # Imported here so that importing this module (e.g. for SAMPLES) needs no scikit-learn.
-    import joblib
-    import sklearn
-    from sklearn.datasets import load_iris
-    from sklearn.ensemble import RandomForestClassifier
+    import joblib  # noqa: PLC0415
+    import sklearn  # noqa: PLC0415
+    from sklearn.datasets import load_iris  # noqa: PLC0415
+    from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
 
     features, labels = load_iris(return_X_y=True)
     model = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)

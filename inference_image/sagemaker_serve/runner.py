@@ -16,9 +16,11 @@ against ~1,430-1,520 µs of server CPU per request.
 So the default pipeline (our decoders, ``model.predict``, our encoders; no user code) runs **inline** when
 all of these hold: the body is at most `INLINE_MAX_BODY`, the model thread is idle, and recent calls took
 less than `INLINE_MAX_S` on average. Blocking the loop for a few milliseconds is harmless (``/ping`` has a
-2 s budget). Its timeout comes from SIGALRM, which interrupts the call at the next bytecode (and interrupts
-sleeps). Everything else, user code in particular (whose cost is unknown and may depend on the input), goes
-through the thread; so does the first call, until a duration has been measured.
+2 s budget) on a loop that serves its ready connections in turn, which is why such a worker runs the standard
+library's event loop rather than uvloop (`worker.event_loop`). Its timeout comes from SIGALRM, which
+interrupts the call at the next bytecode (and interrupts sleeps). Everything else, user code in particular
+(whose cost is unknown and may depend on the input), goes through the thread; so does the first call, until
+a duration has been measured.
 """
 
 from __future__ import annotations

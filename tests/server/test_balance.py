@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from sagemaker_serve import balance
 from sagemaker_serve.balance import ConnectionBalancer, SharedCounts
 

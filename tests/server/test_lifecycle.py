@@ -223,6 +223,25 @@ def test_keep_alive_connections_even_out_to_a_fair_share_per_worker(
     assert set(split) == set(server.worker_pids())
 
 
+def test_sequential_requests_on_one_connection_do_not_wait_for_delayed_acks(
+    start_server: Any, iris_model_dir: Path
+) -> None:
+    """A response leaves in two writes (head, body). Without TCP_NODELAY on the connection, Nagle holds the
+    second until the client's delayed ACK: ~40 ms per request on Linux, whatever the model costs."""
+    server = start_server(iris_model_dir, workers=1)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+
+        def post() -> httpx.Response:
+            return client.post("/invocations", content=CSV_BODY, headers={"Content-Type": "text/csv"})
+
+        assert post().status_code == 200  # connect, and the first (measured) predict
+        started = time.perf_counter()
+        for _ in range(20):
+            assert post().status_code == 200
+        elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, f"20 requests took {elapsed:.2f} s: each waited for a delayed ACK"
+
+
 def test_a_killed_worker_is_replaced(start_server: Any, iris_model_dir: Path) -> None:
     server = start_server(iris_model_dir, workers=2)
     before = server.worker_pids()
