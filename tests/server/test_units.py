@@ -15,7 +15,7 @@ from sagemaker_serve.codecs import decode, encode
 from sagemaker_serve.config import DEFAULT_MAX_BODY_BYTES, ConfigError, Settings
 from sagemaker_serve.content_types import negotiate, parse_accept, parse_media_type, preferred
 from sagemaker_serve.errors import BadRequest, NotAcceptable, PredictTimeout, UnsupportedMediaType
-from sagemaker_serve.runner import ModelThread
+from sagemaker_serve.runner import INLINE_MAX_S, ModelThread, call_cost
 
 OFFERS = ("application/json", "text/csv", "application/x-npy")
 
@@ -193,6 +193,19 @@ def test_runner_goes_inline_only_after_fast_calls_on_an_idle_thread() -> None:
         runner.close()
 
     asyncio.run(scenario())
+
+
+def test_a_call_stretched_by_preemption_is_measured_by_its_cpu_time() -> None:
+    assert call_cost(wall_s=0.015, cpu_s=0.0012) == 0.0012  # descheduled for ~14 ms: still a 1.2 ms call
+    assert call_cost(wall_s=0.015, cpu_s=0.0012) < INLINE_MAX_S
+
+
+def test_a_call_that_waits_is_measured_by_its_wall_time() -> None:
+    assert call_cost(wall_s=0.2, cpu_s=0.001) == 0.2  # sleeping or waiting on I/O blocks the loop too
+
+
+def test_a_call_that_computes_long_is_slow_either_way() -> None:
+    assert call_cost(wall_s=0.03, cpu_s=0.029) > INLINE_MAX_S
 
 
 def test_an_inline_call_over_the_timeout_is_interrupted() -> None:
