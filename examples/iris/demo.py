@@ -14,6 +14,7 @@ Exits non-zero if any step fails or a prediction is wrong, so it doubles as a sm
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -50,7 +51,8 @@ def only(resources: dict[str, Any], kind: str) -> dict[str, Any]:
     found = [r for r in resources.values() if r["Type"] == kind]
     if len(found) != 1:
         raise SystemExit(f"expected one {kind} in {STACK}, found {len(found)}")
-    return found[0]["Properties"]
+    properties: dict[str, Any] = found[0]["Properties"]
+    return properties
 
 
 def object_key(model_data_url: Any) -> str:
@@ -113,7 +115,9 @@ def predict(base: str) -> bool:
     print(f"\nPOST /invocations  text/csv, {len(rows)} rows  -> {status}")
     got = [int(float(line)) for line in body.decode().split()] if status == 200 else []
     ok = got == expected
-    for row, want, have in zip(rows, expected, got or [None] * len(rows), strict=True):
+    # One printed line per row, also when the answer is an error or has the wrong number of rows.
+    answers: list[int | None] = [*got] if len(got) == len(rows) else [None] * len(rows)
+    for row, want, have in zip(rows, expected, answers, strict=True):
         name = CLASSES[have] if have is not None else body.decode()[:200]
         print(f"  {row} -> {name}{'' if have == want else f'   (expected {CLASSES[want]})'}")
 
@@ -125,11 +129,16 @@ def predict(base: str) -> bool:
     return ok and status == 200
 
 
-def main() -> int:
-    outdir = ROOT / "cdk.out"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "cdk.out", help="cloud assembly directory (default: cdk.out)"
+    )
+    outdir = parser.parse_args(argv).output.resolve()
     synthesize(outdir)
     archive, environment = model_archive(outdir)
-    print(f"\nmodel archive: {archive.relative_to(ROOT)} ({archive.stat().st_size} bytes)")
+    shown = archive.relative_to(ROOT) if archive.is_relative_to(ROOT) else archive
+    print(f"\nmodel archive: {shown} ({archive.stat().st_size} bytes)")
     print(f"container environment from the Model: {json.dumps(environment)}")
     serve = shutil.which("serve") or str(ROOT / ".venv" / "bin" / "serve")
     with tempfile.TemporaryDirectory(prefix="sagemaker-demo-") as scratch:
