@@ -29,7 +29,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             doc["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return json.dumps(doc)
+        return json.dumps(doc, separators=(",", ":"))  # same shape as the request lines
 
 
 def setup_logging(level: int) -> None:
