@@ -1,7 +1,9 @@
 """`make bench`: our inference server against two baselines, side by side, in one run.
 
 Servers (same model, same payloads, same worker count, all on 127.0.0.1):
-- ours          `serve` (sagemaker_serve), per-request mode;
+- ours          `serve` (sagemaker_serve), per-request mode, as shipped (the forest fast path on);
+- ours-plain    the same with SERVE_FOREST_FAST_PATH=false: scikit-learn's own `predict`, as the baselines
+                call it, so the table shows what the serving alone gains and what the fast path adds;
 - ours-batch    `serve` with micro-batching on (SERVE_BATCH_MAX_SIZE / SERVE_BATCH_MAX_WAIT_MS);
 - naive         FastAPI + uvicorn --workers N (bench/baselines/naive_fastapi.py);
 - classic       nginx -> gunicorn (gevent) -> Flask + pandas (bench/baselines/classic_*.py); nginx is Debian's
@@ -209,7 +211,13 @@ def servers(args: argparse.Namespace, model_dir: Path, nginx: str, classic_py: s
             {"MODEL_DIR": str(model_dir)},
             BASELINES,
         ),
-        "ours": Server("ours", f"serve, {workers} workers, per-request", ours_cmd, {}),
+        "ours": Server("ours", f"serve, {workers} workers, per-request (forest fast path on)", ours_cmd, {}),
+        "ours-plain": Server(
+            "ours-plain",
+            f"serve, {workers} workers, per-request, SERVE_FOREST_FAST_PATH=false (scikit-learn's predict)",
+            ours_cmd,
+            {"SERVE_FOREST_FAST_PATH": "false"},
+        ),
         "ours-batch": Server(
             "ours-batch",
             f"serve, {workers} workers, micro-batching (max {args.batch_size} rows, {args.batch_wait_ms} ms)",
@@ -327,21 +335,28 @@ def answer_ok(body: bytes, expected: list[int]) -> bool:
     return got == expected
 
 
-def compute_floor(model_dir: Path, payload: dict[str, Any], seconds: float = 1.5) -> float:
-    """Mean µs of one in-process 1-row predict (no HTTP): the ceiling for per-request serving."""
+def compute_floor(model_dir: Path, payload: dict[str, Any], seconds: float = 1.5) -> dict[str, float]:
+    """Mean µs of one in-process 1-row prediction (no HTTP), by scikit-learn's ``predict`` and by the server's
+    forest fast path, interleaved: the ceilings for per-request serving."""
     import joblib  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
+    from sagemaker_serve.forests import forest_predictor  # noqa: PLC0415
 
     model = joblib.load(model_dir / "model.joblib")
     rows = np.array([[float(v) for v in payload["csv"].split(",")]])
-    for _ in range(20):
-        model.predict(rows)
-    samples, end = [], time.perf_counter() + seconds
+    found = {"predict_us": model.predict, "fast_predict_us": forest_predictor(model)}
+    calls = {name: call for name, call in found.items() if call is not None}
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        for _ in range(20):
+            call(rows)
+    end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        start = time.perf_counter()
-        model.predict(rows)
-        samples.append(time.perf_counter() - start)
-    return statistics.fmean(samples) * 1e6
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call(rows)
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.fmean(values) * 1e6 for name, values in samples.items()}
 
 
 # --------------------------------------------------------------------------------------------- measuring
@@ -461,6 +476,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def targets(by_name: dict[str, Server]) -> list[tuple[str, float | None, str, bool | None]]:
     ours, naive, classic, batch = (by_name.get(n) for n in ("ours", "naive", "classic", "ours-batch"))
+    plain = by_name.get("ours-plain")
     rows: list[tuple[str, float | None, str, bool | None]] = []
 
     def add(label: str, value: float | None, op: str, goal: float) -> None:
@@ -480,6 +496,13 @@ def targets(by_name: dict[str, Server]) -> list[tuple[str, float | None, str, bo
     add("ours / naive cold start", ratio(cold.get("ours"), cold.get("naive")), "<=", 0.8)
     add("ours-batch / naive req/s, 1 row, 64 conns", ratio(cell(batch, "1row", 64, "rps"),
         cell(naive, "1row", 64, "rps")), ">=", 4.0)  # fmt: skip
+    for conns in (16, 64):  # no goal: how much of the per-request gain is the serving alone
+        for base_name, base in (("naive", naive), ("classic", classic)):
+            value = ratio(cell(plain, "1row", conns, "rps"), cell(base, "1row", conns, "rps"))
+            if value is not None:
+                rows.append(
+                    (f"ours-plain / {base_name} req/s, 1 row, {conns} conns", value, "(no goal)", None)
+                )
     return rows
 
 
@@ -517,15 +540,19 @@ def report(all_servers: list[Server], meta: dict[str, Any]) -> tuple[str, list[A
             else "n/a"
         )
         lines.append(f"| {s.name} | {cold} | {s.idle_pss:.0f} | {'; '.join(s.notes)} |")
-    floor = meta.get("predict_us")
+    floor, fast = meta.get("predict_us"), meta.get("fast_predict_us")
     if floor:
         lines += ["", f"In-process 1-row `predict`: {floor:.0f} µs, i.e. at most {2e6 / floor:.0f} req/s "
                   "on 2 cores with nothing else running (wrk shares those cores here)."]  # fmt: skip
+    if fast:
+        lines += [f"The same prediction by the forest fast path (`sagemaker_serve.forests`, identical "
+                  f"results): {fast:.0f} µs, at most {2e6 / fast:.0f} req/s."]  # fmt: skip
     checks = targets({s.name: s for s in all_servers})
     lines += ["", "| target (ratio inside this run) | measured | goal | result |", "|---|---:|---:|---|"]
     for label, value, goal, ok in checks:
         shown = "n/a" if value is None else f"{value:.2f}x"
-        lines.append(f"| {label} | {shown} | {goal} | {'n/a' if ok is None else 'PASS' if ok else 'FAIL'} |")
+        result = ("n/a" if value is None else "info") if ok is None else "PASS" if ok else "FAIL"
+        lines.append(f"| {label} | {shown} | {goal} | {result} |")
     return "\n".join(lines) + "\n", checks
 
 
@@ -539,11 +566,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of wrk warm-up before each round")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cold-starts", type=int, default=5, help="launches per server for the cold start")
-    parser.add_argument("--servers", default="classic,naive,ours,ours-batch")
+    parser.add_argument("--servers", default="classic,naive,ours,ours-plain,ours-batch")
     parser.add_argument(
         "--scenarios",
         default="1row@16,1row@64",
-        help="payload@conns list for classic/naive/ours; ours-batch runs --batch-scenarios",
+        help="payload@conns list for classic/naive/ours/ours-plain; ours-batch runs --batch-scenarios",
     )
     parser.add_argument("--batch-scenarios", default="1row@16,1row@64")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -581,7 +608,7 @@ def main() -> int:
         "warmup": args.warmup,
         "rounds": args.rounds,
         "workers": args.workers,
-        "predict_us": compute_floor(model_dir, payloads["1row"]),
+        **compute_floor(model_dir, payloads["1row"]),
     }
     try:
         for _ in range(args.cold_starts):  # round-robin, like the load rounds

@@ -17,6 +17,8 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "ConfigError", "Settings"]
 
 #: SageMaker real-time inference's request limit: 6 MB = 6,291,456 bytes.
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 _LOG_LEVELS = {"CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARN": 30, "WARNING": 30, "INFO": 20, "DEBUG": 10}
 
 
@@ -56,6 +58,8 @@ class Settings:
     #: Seconds a worker gets to finish in-flight requests after SIGTERM (SageMaker kills after 30).
     graceful_timeout_s: float = 20.0
     keep_alive_s: float = 60.0
+    #: Predict scikit-learn forests without joblib's per-tree dispatch (`forests`; identical results).
+    forest_fast_path: bool = True
     # Batch transform (reported by GET /execution-parameters).
     batch_transform: bool = False
     max_concurrent_transforms: int | None = None
@@ -119,6 +123,9 @@ class Settings:
             problems.append(f"SAGEMAKER_BATCH_STRATEGY={strategy!r} must be MULTI_RECORD or SINGLE_RECORD")
             strategy = "MULTI_RECORD"
         concurrent = first("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")
+        fast_raw = env.get("SERVE_FOREST_FAST_PATH", "").strip().lower()
+        if fast_raw and fast_raw not in _TRUE | _FALSE:
+            problems.append(f"SERVE_FOREST_FAST_PATH={fast_raw!r} must be true or false")
         settings = cls(
             host=env.get("SERVE_HOST", "").strip() or "0.0.0.0",
             port=number(int, ("SAGEMAKER_BIND_TO_PORT",), 8080, 0),
@@ -138,6 +145,7 @@ class Settings:
             batch_max_wait_s=number(float, ("SERVE_BATCH_MAX_WAIT_MS",), 2.0, 0) / 1000.0,
             graceful_timeout_s=number(float, ("SERVE_GRACEFUL_TIMEOUT",), 20.0, 0),
             keep_alive_s=number(float, ("SERVE_KEEP_ALIVE",), 60.0, 1),
+            forest_fast_path=fast_raw not in _FALSE,
             batch_transform=batch,
             max_concurrent_transforms=number(int, ("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS",), 1, 1)
             if concurrent

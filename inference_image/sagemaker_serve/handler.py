@@ -5,7 +5,8 @@ User modules follow the sagemaker-inference-toolkit's contract, so existing hand
 - ``model_fn(model_dir)`` returns the model (default: load ``model.joblib`` or ``model.pkl``);
 - ``input_fn(input_data, content_type)`` gets the raw body (bytes) and the bare media type (``text/csv``,
   without ``; charset=...``); default: this server's JSON/CSV/NPY decoders;
-- ``predict_fn(data, model)``; default: ``model.predict(data)`` (a 1-D input is treated as one row);
+- ``predict_fn(data, model)``; default: ``model.predict(data)`` (a 1-D input is treated as one row; for a
+  scikit-learn forest, the same sum of its trees without joblib's dispatch: `forests`);
 - ``output_fn(prediction, accept)`` returns the body, or ``(body, content_type)``; default: JSON/CSV/NPY
   encoders;
 - or ``transform_fn(model, input_data, content_type, accept)`` instead of the three above.
@@ -111,7 +112,13 @@ class Handler:
     """Serves one loaded model. Methods that run model code are called on the worker's model thread."""
 
     def __init__(
-        self, model: Any, model_dir: Path, module: ModuleType | None, default_accept: str | None
+        self,
+        model: Any,
+        model_dir: Path,
+        module: ModuleType | None,
+        default_accept: str | None,
+        *,
+        forest_fast_path: bool = True,
     ) -> None:
         self.model = model
         self.model_dir = model_dir
@@ -134,6 +141,13 @@ class Handler:
                 f"the model ({type(model).__name__}) has no predict() method; add code/inference.py with a "
                 "predict_fn(data, model) or transform_fn"
             )
+        #: What the default predict calls: ``model.predict``, or for a scikit-learn forest the same sum of
+        #: its trees without joblib's per-tree dispatch (`forests`; identical results, checked at load).
+        self._model_predict: Callable[[Any], Any] = getattr(model, "predict", None) or _no_predict
+        if forest_fast_path and self.predict_fn is None and self.transform_fn is None:
+            from .forests import forest_predictor  # noqa: PLC0415
+
+            self._model_predict = forest_predictor(model) or self._model_predict
 
     def _user_fn(self, name: str, arity: int) -> Callable[..., Any] | None:
         fn = getattr(self.module, name, None) if self.module else None
@@ -210,7 +224,7 @@ class Handler:
         if isinstance(width, int) and getattr(data, "ndim", 0) == 2 and data.shape[1] != width:
             raise BadRequest(f"each row must have {width} values (the model's features); got {data.shape[1]}")
         try:
-            return self.model.predict(data)
+            return self._model_predict(data)
         except (ValueError, TypeError) as exc:
             raise BadRequest(f"the model rejected the input: {type(exc).__name__}: {exc}") from None
         except Exception as exc:
@@ -228,7 +242,7 @@ class Handler:
         import numpy as np  # noqa: PLC0415
 
         try:
-            self.model.predict(np.zeros((1, width)))
+            self._model_predict(np.zeros((1, width)))
         except Exception:  # a model that cannot predict zeros is still servable
             log.debug("warm-up prediction failed", exc_info=True)
             return False
@@ -273,6 +287,10 @@ class Handler:
         return self.encode(prediction, accept), accept
 
 
+def _no_predict(data: Any) -> Any:  # pragma: no cover - such a model is refused unless user code predicts
+    raise ModelError("the model has no predict() method")
+
+
 def _load_module(path: Path) -> ModuleType:
     # The user's code directory goes on sys.path so inference.py can import its sibling modules.
     sys.path.insert(0, str(path.parent))
@@ -309,7 +327,11 @@ def _default_model_fn(model_dir: Path) -> Any:
 
 
 def load_handler(
-    model_dir: Path, program: str = "inference.py", default_accept: str | None = None
+    model_dir: Path,
+    program: str = "inference.py",
+    default_accept: str | None = None,
+    *,
+    forest_fast_path: bool = True,
 ) -> Handler:
     """Import the user's module (if any) and load the model. Raises `LoadError` with a fix in its message."""
     if not model_dir.is_dir():
@@ -326,7 +348,7 @@ def load_handler(
     except Exception as exc:
         where = "model_fn" if callable(model_fn) else "loading the model"
         raise LoadError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
-    handler = Handler(model, model_dir, module, default_accept)
+    handler = Handler(model, model_dir, module, default_accept, forest_fast_path=forest_fast_path)
     log.info(
         "model loaded: %s",
         json.dumps(

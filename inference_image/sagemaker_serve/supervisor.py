@@ -143,7 +143,12 @@ class Supervisor:
             from .handler import LoadError, load_handler  # noqa: PLC0415
 
             try:
-                self.handler = load_handler(settings.model_dir, settings.program, settings.default_accept)
+                self.handler = load_handler(
+                    settings.model_dir,
+                    settings.program,
+                    settings.default_accept,
+                    forest_fast_path=settings.forest_fast_path,
+                )
                 self.handler.warm_up()
                 # Everything the workers need, imported once here so that the workers share it and do not
                 # each import it after the fork (uvicorn picks these protocol modules at start-up).

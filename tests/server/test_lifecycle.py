@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from sagemaker_serve.balance import MIN_INTERVAL_S
 
 from .conftest import SAMPLE_LABELS, SAMPLE_ROWS, SERVE, ServeProcess, csv_of, free_port, model_dir_with_code
 
@@ -209,12 +210,17 @@ def test_keep_alive_connections_even_out_to_a_fair_share_per_worker(
         return int(response.headers["x-request-id"].split("-")[0], 16), closing
 
     closes = 0
-    deadline = time.monotonic() + 20
+    last_close = time.monotonic()
+    deadline = last_close + 20
     with ThreadPoolExecutor(16) as pool:
-        while True:  # rounds of one request per connection, until a whole round keeps every connection
+        # Rounds of one request per connection, until rounds spanning several of the balancer's intervals
+        # (it closes at most one connection per worker per MIN_INTERVAL_S) have kept every connection.
+        while time.monotonic() < deadline:
             answers = list(pool.map(last_worker, clients))
-            closes += sum(closing for _, closing in answers)
-            if not any(closing for _, closing in answers) or time.monotonic() > deadline:
+            if any(closing for _, closing in answers):
+                closes += sum(closing for _, closing in answers)
+                last_close = time.monotonic()
+            elif time.monotonic() - last_close > 5 * MIN_INTERVAL_S:
                 break
     for client in clients:
         client.close()

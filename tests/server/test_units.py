@@ -30,6 +30,14 @@ def test_settings_defaults_follow_the_sagemaker_contract() -> None:
     assert settings.log_level == logging.INFO
     assert not settings.batching
     assert settings.workers >= 1
+    assert settings.forest_fast_path
+
+
+@pytest.mark.parametrize(
+    ("raw", "on"), [("false", False), ("0", False), ("OFF", False), ("true", True), ("", True)]
+)
+def test_forest_fast_path_switch(raw: str, on: bool) -> None:
+    assert Settings.from_env({"SERVE_FOREST_FAST_PATH": raw}).forest_fast_path is on
 
 
 def test_sagemaker_names_win_over_the_classic_names() -> None:
@@ -57,11 +65,13 @@ def test_every_bad_setting_is_reported_at_once() -> None:
         "SAGEMAKER_BIND_TO_PORT": "http",
         "SERVE_BATCH_MAX_WAIT_MS": "-3",
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "loud",
+        "SERVE_FOREST_FAST_PATH": "maybe",
     }
     with pytest.raises(ConfigError) as raised:
         Settings.from_env(env)
     problems = str(raised.value).splitlines()[1:]
-    assert len(problems) == 3
+    assert len(problems) == 4
+    assert any("SERVE_FOREST_FAST_PATH='maybe' must be true or false" in p for p in problems)
     assert any("SAGEMAKER_BIND_TO_PORT='http' is not a whole number" in p for p in problems)
     assert any("SERVE_BATCH_MAX_WAIT_MS='-3' is below 0" in p for p in problems)
     assert any("SAGEMAKER_CONTAINER_LOG_LEVEL='loud'" in p for p in problems)
